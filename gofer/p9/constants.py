@@ -1,0 +1,73 @@
+"""Numbers of the 9P2000.L protocol that are not message layouts.
+
+Values follow diod's protocol.md and the Linux kernel's include/net/9p/9p.h.
+"""
+
+VERSION_9P2000_L = "9P2000.L"
+VERSION_UNKNOWN = "unknown"
+
+NOTAG = 0xFFFF
+NOFID = 0xFFFFFFFF
+NONUNAME = 0xFFFFFFFF
+
+HEADER_SIZE = 7            # size[4] type[1] tag[2]
+QID_SIZE = 13              # type[1] version[4] path[8]
+READ_OVERHEAD = 11         # Rread: header + count[4]
+WRITE_OVERHEAD = 23        # Twrite: header + fid[4] offset[8] count[4]
+IOHDRSZ = 24               # what Linux subtracts from msize when iounit is 0
+MAXWELEM = 16              # most names one Twalk may carry
+MIN_MSIZE = 4096           # smaller sessions cannot carry a Rgetattr plus a path name
+
+# qid.type bits
+QTDIR = 0x80
+QTAPPEND = 0x40
+QTEXCL = 0x20
+QTMOUNT = 0x10
+QTAUTH = 0x08
+QTTMP = 0x04
+QTSYMLINK = 0x02
+QTLINK = 0x01
+QTFILE = 0x00
+
+# Tgetattr request_mask / Rgetattr valid
+GETATTR_MODE = 0x00000001
+GETATTR_NLINK = 0x00000002
+GETATTR_UID = 0x00000004
+GETATTR_GID = 0x00000008
+GETATTR_RDEV = 0x00000010
+GETATTR_ATIME = 0x00000020
+GETATTR_MTIME = 0x00000040
+GETATTR_CTIME = 0x00000080
+GETATTR_INO = 0x00000100
+GETATTR_SIZE = 0x00000200
+GETATTR_BLOCKS = 0x00000400
+GETATTR_BTIME = 0x00000800
+GETATTR_GEN = 0x00001000
+GETATTR_DATA_VERSION = 0x00002000
+GETATTR_BASIC = 0x000007FF
+GETATTR_ALL = 0x00003FFF
+
+# Tsetattr valid
+SETATTR_MODE = 0x00000001
+SETATTR_UID = 0x00000002
+SETATTR_GID = 0x00000004
+SETATTR_SIZE = 0x00000008
+SETATTR_ATIME = 0x00000010
+SETATTR_MTIME = 0x00000020
+SETATTR_CTIME = 0x00000040
+SETATTR_ATIME_SET = 0x00000080
+SETATTR_MTIME_SET = 0x00000100
+
+# Tlock / Tgetlock
+LOCK_TYPE_RDLCK = 0
+LOCK_TYPE_WRLCK = 1
+LOCK_TYPE_UNLCK = 2
+LOCK_FLAGS_BLOCK = 1
+LOCK_FLAGS_RECLAIM = 2
+LOCK_SUCCESS = 0
+LOCK_BLOCKED = 1
+LOCK_ERROR = 2
+LOCK_GRACE = 3
+
+# Tunlinkat flags (the Linux value of AT_REMOVEDIR)
+AT_REMOVEDIR = 0x200

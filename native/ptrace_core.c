@@ -1,0 +1,184 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <sched.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/rseq.h>
+#include "ptrace_core.h"
+
+#ifndef PTRACE_SYSEMU
+#define PTRACE_SYSEMU 31
+#endif
+
+/* The stub code. Entered once, from the forked child, with rdi = PS_STUB_BASE. It removes
+ * every mapping but its own page, stops itself, and from then on is only an injection
+ * point: the tracer points rip at ps_stub_syscall with the registers of a syscall, lets it
+ * run with PTRACE_CONT, and collects the result at the int3. It uses no stack. */
+extern const char ps_stub_start[], ps_stub_syscall[], ps_stub_end[];
+__asm__(
+    ".pushsection .rodata\n"
+    ".globl ps_stub_start\n.globl ps_stub_syscall\n.globl ps_stub_end\n"
+    "ps_stub_start:\n"
+    "  mov %rdi, %r15\n"
+    "  mov $11, %eax\n  xor %edi, %edi\n  mov %r15, %rsi\n  syscall\n"          /* munmap(0, base) */
+    "  lea 0x1000(%r15), %rdi\n  movabs $0x7ffffffff000, %rsi\n  sub %rdi, %rsi\n"
+    "  mov $11, %eax\n  syscall\n"                                               /* munmap(above) */
+    "  mov $39, %eax\n  syscall\n  mov %rax, %rdi\n  mov $19, %esi\n  mov $62, %eax\n  syscall\n" /* kill(getpid(), SIGSTOP) */
+    "ps_stub_syscall:\n"
+    "  syscall\n  int3\n  jmp ps_stub_syscall\n"
+    "ps_stub_end:\n"
+    ".popsection\n");
+
+unsigned long ps_stub_syscall_addr(void) {
+    return PS_STUB_BASE + (unsigned long)(ps_stub_syscall - ps_stub_start);
+}
+
+static long raw(long nr, long a, long b, long c, long d, long e, long f) {
+    return syscall(nr, a, b, c, d, e, f);
+}
+
+static void drop_capabilities(void) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0, 0);
+}
+
+int ps_stub_spawn(int memfd) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls from here on. */
+        if (dup2(memfd, PS_STUB_MEMFD) < 0) _exit(120);
+        raw(SYS_close_range, PS_STUB_MEMFD + 1, ~0U, 0, 0, 0, 0);
+        raw(SYS_close_range, 0, PS_STUB_MEMFD - 1, 0, 0, 0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent) _exit(121);
+        setsid();                                   /* no terminal signals reach stubs */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;                     /* forked address-space stubs auto-reap */
+        sigaction(SIGCHLD, &sa, NULL);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        /* glibc registered an rseq area in TLS; once the stub unmaps it, the kernel would
+         * fault the thread on its next preemption. Unregister it first. */
+        if (__rseq_size > 0)
+            raw(SYS_rseq, (long)((char *)__builtin_thread_pointer() + __rseq_offset),
+                __rseq_size < 32 ? 32 : __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG, 0, 0);
+        drop_capabilities();
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) _exit(122);
+        size_t len = (size_t)(ps_stub_end - ps_stub_start);
+        void *p = mmap((void *)PS_STUB_BASE, PS_STUB_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p != (void *)PS_STUB_BASE) _exit(123);
+        memcpy(p, ps_stub_start, len);
+        if (mprotect(p, PS_STUB_SIZE, PROT_READ | PROT_EXEC) < 0) _exit(124);
+        ((void (*)(unsigned long))p)(PS_STUB_BASE);
+        _exit(125);
+    }
+    int status;
+    if (waitpid(pid, &status, __WALL) < 0) return -errno;
+    if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP) return -ECHILD;
+    if (ps_setoptions(pid) < 0) return -errno;
+    return pid;
+}
+
+int ps_setoptions(int tid) {
+    long opts = PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
+                PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
+    return ptrace(PTRACE_SETOPTIONS, tid, 0, opts) < 0 ? -errno : 0;
+}
+
+/* Wait for `tid` to reach a stop, collecting the status; other tids' events stay queued. */
+static int wait_tid(int tid, int *status) {
+    for (;;) {
+        if (waitpid(tid, status, __WALL) >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* Run one host syscall in stopped thread `tid`. `scratch` receives the registers at the
+ * int3 (the caller restores the task's registers afterwards). Clone-family calls with
+ * PTRACE_O_TRACECLONE/FORK stop first at the event stop; the new tid is stored in *new_tid
+ * and it is left in its initial SIGSTOP stop (collected here, so the caller owns it). */
+long ps_inject(int tid, struct user_regs_struct *r, long nr,
+               unsigned long a0, unsigned long a1, unsigned long a2,
+               unsigned long a3, unsigned long a4, unsigned long a5, int *new_tid) {
+    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
+    r->rip = ps_stub_syscall_addr();
+    r->rax = nr; r->orig_rax = (unsigned long)-1;
+    r->rdi = a0; r->rsi = a1; r->rdx = a2; r->r10 = a3; r->r8 = a4; r->r9 = a5;
+    if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0) return -100000 - errno;
+    if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return -100000 - errno;
+    int status;
+    for (;;) {
+        int err = wait_tid(tid, &status);
+        if (err) return -100000 + err;
+        if (!WIFSTOPPED(status)) return -100000 - ESRCH;   /* the stub died */
+        int sig = WSTOPSIG(status);
+        int event = status >> 16;
+        if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK) {
+            unsigned long child = 0;
+            ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+            int cst;
+            if (wait_tid((int)child, &cst) == 0 && new_tid) *new_tid = (int)child;
+            ptrace(PTRACE_CONT, tid, 0, 0);
+            continue;
+        }
+        if (sig == SIGTRAP) break;
+        /* A kick (SIGSTOP) raced with the injection: drop it and go on. Anything else is a
+         * fault inside the stub, which means the stub is broken: report it. */
+        if (sig != SIGSTOP) return -200000 - sig;
+        ptrace(PTRACE_CONT, tid, 0, 0);
+    }
+    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
+    return (long)r->rax;
+}
+
+int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig) {
+    if (regs && ptrace(PTRACE_SETREGS, tid, 0, regs) < 0) return -errno;
+    if (ptrace(sysemu ? PTRACE_SYSEMU : PTRACE_CONT, tid, 0, (long)sig) < 0) return -errno;
+    return 0;
+}
+
+int ps_getregs(int tid, struct user_regs_struct *regs) {
+    return ptrace(PTRACE_GETREGS, tid, 0, regs) < 0 ? -errno : 0;
+}
+int ps_setregs(int tid, struct user_regs_struct *regs) {
+    return ptrace(PTRACE_SETREGS, tid, 0, regs) < 0 ? -errno : 0;
+}
+int ps_getsiginfo(int tid, void *buf) {
+    return ptrace(PTRACE_GETSIGINFO, tid, 0, buf) < 0 ? -errno : 0;
+}
+int ps_getfpregs(int tid, void *buf) {
+    return ptrace(PTRACE_GETFPREGS, tid, 0, buf) < 0 ? -errno : 0;
+}
+int ps_setfpregs(int tid, void *buf) {
+    return ptrace(PTRACE_SETFPREGS, tid, 0, buf) < 0 ? -errno : 0;
+}
+int ps_wait_any(int *status) {
+    int r = waitpid(-1, status, WNOHANG | __WALL);
+    return r < 0 ? -errno : r;
+}
+int ps_kick(int tgid, int tid) {
+    return raw(SYS_tgkill, tgid, tid, SIGSTOP, 0, 0, 0) < 0 ? -errno : 0;
+}
+long ps_geteventmsg(int tid) {
+    unsigned long msg = 0;
+    if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) < 0) return -errno;
+    return (long)msg;
+}

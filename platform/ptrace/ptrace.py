@@ -1,0 +1,204 @@
+"""The ptrace platform: application threads are threads of stub processes under PTRACE_SYSEMU.
+
+Layout of host processes:
+- one *template* stub, spawned from the sentry (native/ptrace_core.c): one page of code,
+  nothing else mapped, no capabilities, its own session, dies with the sentry;
+- per application address space, a stub process forked from the template by an injected
+  fork(). Its first thread is the *control thread*: it never runs application code and is
+  always stopped, so the kernel can inject mmap/munmap/mprotect at any time;
+- per application thread, a host thread of that stub process, cloned from the control
+  thread. It runs application code under PTRACE_SYSEMU: its syscalls stop before they run
+  and are served by the sentry.
+All ptrace requests come from the sentry's loop thread (the tracer).
+"""
+import errno
+import os
+import signal
+
+from pysentry.native._ptrace import ffi, lib
+from pysentry.sentry.platform import (EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL, Event,
+                                      Platform, PlatformAddressSpace, PlatformContext)
+
+WALL = 0x40000000
+SYS_MMAP, SYS_MPROTECT, SYS_MUNMAP, SYS_CLONE, SYS_EXIT, SYS_FORK = 9, 10, 11, 56, 60, 57
+MAP_SHARED, MAP_FIXED = 0x01, 0x10
+CLONE_THREAD_FLAGS = 0x00000100 | 0x00000200 | 0x00000400 | 0x00000800 | 0x00010000 | 0x00040000
+SYSCALL_STOP = signal.SIGTRAP | 0x80
+FAULT_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP}
+
+
+class StubError(Exception):
+    """The host side of a stub failed: this is a sentry/host problem, not an application one."""
+
+
+def _check_inject(result: int, what: str) -> int:
+    if result <= -100000:
+        raise StubError(f"injecting {what} failed ({result})")
+    return result
+
+
+class PtraceAddressSpace(PlatformAddressSpace):
+    def __init__(self, platform: "PtracePlatform"):
+        self.platform = platform
+        new = ffi.new("int*")
+        r = _check_inject(lib.ps_inject(platform.template, platform.scratch, SYS_FORK,
+                                        0, 0, 0, 0, 0, 0, new), "fork")
+        if r < 0 or new[0] <= 0:
+            raise StubError(f"stub fork failed: {r}")
+        self.pid = new[0]            # host pid of the stub process = its control thread
+        self.threads = 0
+
+    def _inject(self, nr, *args) -> int:
+        args = list(args) + [0] * (6 - len(args))
+        return _check_inject(lib.ps_inject(self.pid, self.platform.scratch, nr, *args, ffi.NULL),
+                             f"syscall {nr}")
+
+    def map_memfile(self, addr, length, offset, prot):
+        r = self._inject(SYS_MMAP, addr, length, prot, MAP_SHARED | MAP_FIXED,
+                         lib.PS_STUB_MEMFD, offset)
+        if r != addr:
+            raise StubError(f"stub mmap({addr:#x}, {length:#x}) -> {r}")
+
+    def unmap(self, addr, length):
+        self._inject(SYS_MUNMAP, addr, length)
+
+    def protect(self, addr, length, prot):
+        r = self._inject(SYS_MPROTECT, addr, length, prot)
+        if r < 0:
+            raise StubError(f"stub mprotect({addr:#x}, {length:#x}) -> {r}")
+
+    def new_thread(self) -> int:
+        new = ffi.new("int*")
+        r = _check_inject(lib.ps_inject(self.pid, self.platform.scratch, SYS_CLONE,
+                                        CLONE_THREAD_FLAGS, 0, 0, 0, 0, 0, new), "clone")
+        if r < 0 or new[0] <= 0:
+            raise StubError(f"stub clone failed: {r}")
+        self.threads += 1
+        return new[0]
+
+    def release(self):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.platform.dead_pids.add(self.pid)
+            self.pid = 0
+
+
+class PtraceContext(PlatformContext):
+    __slots__ = ("platform", "aspace", "tid", "regs", "running", "task")
+
+    def __init__(self, platform, aspace: PtraceAddressSpace):
+        self.platform = platform
+        self.aspace = aspace
+        self.tid = aspace.new_thread()
+        self.regs = ffi.new("struct user_regs_struct*")
+        lib.ps_getregs(self.tid, self.regs)
+        self.running = False
+        self.task = None
+        platform.contexts[self.tid] = self
+
+    def resume(self):
+        r = lib.ps_resume(self.tid, self.regs, 1, 0)
+        if r < 0:
+            raise StubError(f"resume tid {self.tid}: {os.strerror(-r)}")
+        self.running = True
+
+    def interrupt(self):
+        if self.running:
+            lib.ps_kick(self.aspace.pid, self.tid)
+
+    def get_fpstate(self) -> bytes:
+        buf = ffi.new("char[512]")
+        lib.ps_getfpregs(self.tid, buf)
+        return bytes(ffi.buffer(buf))
+
+    def set_fpstate(self, data: bytes):
+        buf = ffi.new("char[512]", data[:512])
+        lib.ps_setfpregs(self.tid, buf)
+
+    def release(self):
+        """The host thread leaves: it runs exit(0) in the stub and its exit is reaped later."""
+        if self.tid in self.platform.contexts:
+            del self.platform.contexts[self.tid]
+            if not self.running and self.aspace.pid:
+                self.regs.rip = lib.ps_stub_syscall_addr()
+                self.regs.rax = SYS_EXIT
+                self.regs.rdi = 0
+                self.regs.orig_rax = 2**64 - 1
+                lib.ps_resume(self.tid, self.regs, 0, 0)
+            self.aspace.threads -= 1
+
+
+class PtracePlatform(Platform):
+    name = "ptrace"
+    max_user_address = lib.PS_STUB_BASE
+
+    def __init__(self, memfile):
+        self.memfile = memfile
+        self.scratch = ffi.new("struct user_regs_struct*")
+        self.contexts: dict[int, PtraceContext] = {}
+        self.dead_pids: set[int] = set()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        pid = lib.ps_stub_spawn(memfile.fd)
+        if pid < 0:
+            raise StubError(f"cannot start the stub: {os.strerror(-pid)}")
+        self.template = pid
+        self._status = ffi.new("int*")
+
+    def new_address_space(self, memfile=None):
+        return PtraceAddressSpace(self)
+
+    def new_context(self, aspace):
+        return PtraceContext(self, aspace)
+
+    def event_fd(self):
+        return self._wake_r
+
+    def poll_events(self):
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        status = self._status
+        while True:
+            tid = lib.ps_wait_any(status)
+            if tid <= 0:
+                return
+            ctx = self.contexts.get(tid)
+            if ctx is None:
+                continue                  # a released thread or stub: nothing to do
+            st = status[0]
+            if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+                ctx.running = False
+                del self.contexts[tid]
+                yield ctx, Event(EV_GONE)
+                continue
+            ctx.running = False
+            sig = os.WSTOPSIG(st)
+            if sig == SYSCALL_STOP:
+                lib.ps_getregs(tid, ctx.regs)
+                yield ctx, Event(EV_SYSCALL)
+            elif sig == signal.SIGSTOP:
+                lib.ps_getregs(tid, ctx.regs)
+                yield ctx, Event(EV_INTERRUPT)
+            else:
+                lib.ps_getregs(tid, ctx.regs)
+                info = ffi.new("char[128]")
+                lib.ps_getsiginfo(tid, info)
+                raw = bytes(ffi.buffer(info))
+                code = int.from_bytes(raw[8:12], "little", signed=True)
+                addr = int.from_bytes(raw[16:24], "little")
+                yield ctx, Event(EV_FAULT, signo=sig, code=code, addr=addr, siginfo=raw)
+
+    def shutdown(self):
+        for ctx in list(self.contexts.values()):
+            ctx.aspace.release()
+        try:
+            os.kill(self.template, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

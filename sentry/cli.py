@@ -1,0 +1,71 @@
+"""pysentry's command line: `pysentry run -- CMD...`, `pysentry syscalls`."""
+import argparse
+import logging
+import os
+import sys
+
+
+def _volume(spec):
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        raise argparse.ArgumentTypeError(f"--volume wants HOST:GUEST[:ro], got {spec!r}")
+    ro = len(parts) == 3 and parts[2] == "ro"
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise argparse.ArgumentTypeError(f"--volume mode must be ro or rw, got {parts[2]!r}")
+    if not os.path.isdir(parts[0]):
+        raise argparse.ArgumentTypeError(f"--volume: {parts[0]} is not a directory")
+    return os.path.realpath(parts[0]), parts[1].encode(), ro
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="pysentry", description="A user-space application kernel.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run a command inside a sandbox")
+    run.add_argument("--platform", default="ptrace", choices=["ptrace", "kvm"])
+    run.add_argument("--rootfs", default="/", help="host directory served as / (read-only, "
+                     "under a writable in-memory overlay)")
+    run.add_argument("--volume", "-v", action="append", type=_volume, default=[],
+                     help="HOST:GUEST[:ro], a host directory whose writes reach the host")
+    run.add_argument("--strace", action="store_true", help="print every application syscall")
+    run.add_argument("--debug", action="store_true")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    sub.add_parser("syscalls", help="print the syscall table with support levels")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+                        format="pysentry: %(levelname)s: %(message)s")
+    if args.cmd == "syscalls":
+        from .syscalls.table import load_all
+        for e in sorted(load_all().values(), key=lambda e: e.nr):
+            extra = f"  ({e.note})" if e.note else ""
+            if e.support == "unsupported":
+                import errno
+                extra = f"  -> {errno.errorcode.get(e.errno, e.errno)}" + extra
+            print(f"{e.nr:4d} {e.name:<24} {e.support}{extra}")
+        return 0
+    cmd = args.command
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        ap.error("run needs a command: pysentry run -- /bin/sh")
+    if not os.path.isdir(args.rootfs):
+        ap.error(f"--rootfs {args.rootfs} is not a directory")
+    from .sandbox import Sandbox
+    argv_b = [os.fsencode(a) for a in cmd]
+    env = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    cwd = os.fsencode(os.getcwd()) if args.rootfs == "/" else b"/"
+    if not argv_b[0].startswith(b"/") and b"/" not in argv_b[0]:
+        # Resolve like a shell does, inside the sandbox's root.
+        for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+            cand = os.path.join(args.rootfs, d.lstrip("/"), cmd[0])
+            if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                argv_b[0] = os.fsencode(os.path.join(d, cmd[0]))
+                break
+    sb = Sandbox(argv_b, env, cwd=cwd, platform=args.platform, rootfs=args.rootfs,
+                 volumes=args.volume, strace=sys.stderr if args.strace else None)
+    code = sb.run()
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""execve: build a fresh address space from an executable (ELF, or a #! script)."""
+import errno
+import os
+
+from ..mm.addrspace import AddressSpace, PROT_READ, PROT_WRITE, page_up
+from ..mm.elf import image_span, parse_elf, parse_shebang, plan_load, default_load_bias
+from ..mm.memfile import PAGE
+from ..mm.stack import build_initial_stack, arg_limit_for_rlimit
+from .errors import SysError
+
+AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_HWCAP, AT_CLKTCK, AT_SECURE, AT_HWCAP2 = 11, 12, 13, 14, 16, 17, 23, 26
+AT_MINSIGSTKSZ = 51
+MAX_SHEBANG_DEPTH = 4
+PIE_BASE = 0x555555554000
+STACK_TOP = 0x7ffffffde000
+
+
+class ExecImage:
+    """Everything execve decided, to be installed in the task only once nothing can fail."""
+
+    def __init__(self, mm, entry, sp, exe_path, argv0):
+        self.mm, self.entry, self.sp, self.exe_path, self.argv0 = mm, entry, sp, exe_path, argv0
+
+
+def _read_all_at(desc, offset, size) -> bytes:
+    buf = bytearray(size)
+    n = desc.pread_for_mmap(offset, memoryview(buf))
+    return bytes(buf[:n])
+
+
+def _load_elf(mm, desc, header, bias_hint=None, stat=None):
+    size = stat.size
+    image = parse_elf(header, lambda off, n: _exact(desc, off, n), file_size=size)
+    if image.e_type == 3:          # ET_DYN
+        bias = default_load_bias(image)
+        if bias is None or bias_hint is not None:
+            span = image_span(image)
+            bias = mm.find_free(page_up(span.size + span.align)) if bias_hint else PIE_BASE
+            bias = (bias + span.align - 1) & ~(span.align - 1) if span.align > PAGE else bias
+            bias -= image.segments[0].vaddr & ~(PAGE - 1)
+    else:
+        bias = 0
+    plan = plan_load(image, bias)
+    for m in plan:
+        if m.end > mm.max_addr:
+            raise SysError(errno.ENOMEM)
+
+        def fill(dst, m=m):
+            if m.file_bytes:
+                got = desc.pread_for_mmap(m.file_offset, dst[:m.file_bytes])
+                if got < m.file_bytes:
+                    raise SysError(errno.EIO)
+        mm.map_file_private(m.start, m.length, m.prot, fill, b"", m.file_offset,
+                            stat.dev, stat.ino)
+    return image, plan
+
+
+def _exact(desc, off, n):
+    data = _read_all_at(desc, off, n)
+    if len(data) != n:
+        raise SysError(errno.ENOEXEC)
+    return data
+
+
+def load(kernel, task, path: bytes, argv: list, envp: list, depth=0) -> ExecImage:
+    ctx = task.path_context()
+    desc = kernel.vfs.open_for_exec(ctx, None, path)
+    try:
+        header = _read_all_at(desc, 0, PAGE)
+        stat = desc.stat()
+        if header[:2] == b"#!":
+            if depth >= MAX_SHEBANG_DEPTH:
+                raise SysError(errno.ELOOP)
+            parsed = parse_shebang(header)
+            if parsed is None:
+                raise SysError(errno.ENOEXEC)
+            interp, arg = parsed
+            new_argv = [interp] + ([arg] if arg else []) + [path] + list(argv[1:])
+            return load(kernel, task, interp, new_argv, envp, depth + 1)
+        if header[:4] != b"\x7fELF":
+            raise SysError(errno.ENOEXEC)
+        pas = kernel.platform.new_address_space(kernel.memfile)
+        mm = AddressSpace(kernel.memfile, pas, kernel.platform.max_user_address)
+        try:
+            image, plan = _load_elf(mm, desc, header, stat=stat)
+            entry = plan.entry
+            interp_base = 0
+            if image.interp is not None:
+                idesc = kernel.vfs.open_for_exec(ctx, None, image.interp)
+                try:
+                    ihead = _read_all_at(idesc, 0, PAGE)
+                    iimage, iplan = _load_elf(mm, idesc, ihead, bias_hint=True, stat=idesc.stat())
+                finally:
+                    idesc.decref()
+                if iimage.interp is not None:
+                    raise SysError(errno.ELIBBAD)
+                entry = iplan.entry
+                interp_base = iplan.load_bias
+            mm.brk_start = mm.brk = plan.brk_start
+            # The stack: rlimit-sized, zero-filled, lazily backed.
+            stack_size = min(task.tg.rlimits[3][0], 64 << 20)
+            stack_size = max(page_up(stack_size), 128 << 10)
+            mm.map_anon(STACK_TOP - stack_size, stack_size, PROT_READ | PROT_WRITE, False,
+                        b"[stack]")
+            mm.stack_top = STACK_TOP
+            mm.mmap_base = STACK_TOP - stack_size - (1 << 28)
+            tg = task.tg
+            auxv = [(33, 0)] if False else []
+            auxv += [(AT_HWCAP, 0x178bfbff), (AT_PAGESZ, PAGE), (AT_CLKTCK, 100),
+                     (AT_PHDR, plan.phdr_addr), (AT_PHENT, 56), (AT_PHNUM, image.phnum),
+                     (AT_BASE, interp_base), (AT_FLAGS, 0), (AT_ENTRY, plan.entry),
+                     (AT_UID, tg.uid), (AT_EUID, tg.euid), (AT_GID, tg.gid),
+                     (AT_EGID, tg.egid), (AT_SECURE, 0), (AT_HWCAP2, 2),
+                     (AT_MINSIGSTKSZ, 2048)]
+            st = build_initial_stack(STACK_TOP, argv, envp, auxv, path, os.urandom(16),
+                                     arg_limit=arg_limit_for_rlimit(tg.rlimits[3][0]))
+            mm.write(st.sp, st.data)
+            mm.arg_start, mm.arg_end, mm.env_start, mm.env_end = (
+                st.arg_start, st.arg_end, st.env_start, st.env_end)
+            mm.auxv = b"".join(a.to_bytes(8, "little") + b.to_bytes(8, "little")
+                               for a, b in st.auxv)
+            mm.exe_name = desc.location.path_from(kernel.vfs.root) if desc.location else path
+            return ExecImage(mm, entry, st.sp, mm.exe_name, argv[0] if argv else b"")
+        except BaseException:
+            mm.release()
+            raise
+    finally:
+        desc.decref()

@@ -1,0 +1,463 @@
+"""Application address spaces: VMAs over runs of the memory file, copy-on-write fork.
+
+Model:
+- a Region is a contiguous run of the memory file created for one mmap (or one ELF
+  segment, the heap, the stack). Its pages are the VMA's pages, in order. A Region is
+  referenced by VMAs of one or more address spaces (after fork); `users` counts VMAs per
+  address space;
+- a private VMA page whose Region is used by another address space is copy-on-write: the
+  first write copies it into a single frame recorded in `Vma.overrides` (frames there are
+  refcounted in the MemoryFile, since a later fork shares them too);
+- the platform's mappings are a cache of this model: a VMA is mapped into the platform on its
+  first fault (one host mapping for the Region run, plus one per override); anything mapped
+  there agrees with the model, with permissions no wider than it. Changes to the model
+  (munmap, mprotect, COW break, fork) update the platform at once.
+"""
+import bisect
+import errno
+
+from ..kernel.errors import SysError
+from .memfile import PAGE
+
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_SHARED, MAP_PRIVATE = 0x01, 0x02
+MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
+MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x0100, 0x100000
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
+
+MMAP_MIN_ADDR = 0x10000
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+class Region:
+    __slots__ = ("memfile", "off", "npages", "users")
+
+    def __init__(self, memfile, npages: int):
+        self.memfile = memfile
+        self.off = memfile.alloc(npages)
+        self.npages = npages
+        self.users: dict = {}
+
+    def add_user(self, aspace):
+        self.users[aspace] = self.users.get(aspace, 0) + 1
+
+    def drop_user(self, aspace):
+        n = self.users.get(aspace, 0) - 1
+        if n > 0:
+            self.users[aspace] = n
+            return
+        self.users.pop(aspace, None)
+        if not self.users:
+            self.memfile.release(self.off, self.npages)
+
+    def shared_with_others(self, aspace) -> bool:
+        return len(self.users) > 1 or aspace not in self.users
+
+
+class Vma:
+    __slots__ = ("start", "end", "prot", "shared", "region", "rpg", "overrides", "name",
+                 "file", "foff", "dev", "ino", "mapped", "growsdown")
+
+    def __init__(self, start, end, prot, shared, region, rpg, name=b"", file=None, foff=0,
+                 dev=0, ino=0):
+        self.start, self.end, self.prot, self.shared = start, end, prot, shared
+        self.region, self.rpg = region, rpg       # rpg: page index of `start` inside region
+        self.overrides: dict[int, int] = {}       # page address -> private frame offset
+        self.name, self.file, self.foff, self.dev, self.ino = name, file, foff, dev, ino
+        self.mapped = False
+        self.growsdown = False
+
+    def frame(self, addr: int) -> int:
+        f = self.overrides.get(addr)
+        if f is not None:
+            return f
+        return self.region.off + (self.rpg + ((addr - self.start) >> 12)) * PAGE
+
+    def clone_for(self, start, end):
+        """The part [start, end) of this VMA as a new Vma object (same Region)."""
+        v = Vma(start, end, self.prot, self.shared, self.region,
+                self.rpg + ((start - self.start) >> 12), self.name, self.file,
+                self.foff + (start - self.start) if self.file is not None else self.foff,
+                self.dev, self.ino)
+        v.overrides = {a: f for a, f in self.overrides.items() if start <= a < end}
+        v.growsdown = self.growsdown
+        return v
+
+
+class AddressSpace:
+    def __init__(self, memfile, platform_as, max_addr: int):
+        self.memfile = memfile
+        self.pas = platform_as
+        self.max_addr = max_addr
+        self.vmas: list[Vma] = []
+        self._starts: list[int] = []
+        self.brk_start = self.brk = 0
+        self.mmap_base = page_down(max_addr - (1 << 32))   # below stack + gap
+        self.stack_top = 0
+        self.users = 1            # tasks (threads/vfork children) running in it
+        self.exe_name = b""
+        self.arg_start = self.arg_end = self.env_start = self.env_end = 0
+        self.auxv = b""
+
+    # ---- VMA bookkeeping -------------------------------------------------------------
+    def _index(self):
+        self._starts = [v.start for v in self.vmas]
+
+    def find(self, addr: int) -> Vma | None:
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            v = self.vmas[i]
+            if addr < v.end:
+                return v
+        return None
+
+    def _insert(self, v: Vma):
+        i = bisect.bisect_left(self._starts, v.start)
+        self.vmas.insert(i, v)
+        self._starts.insert(i, v.start)
+        v.region.add_user(self)
+        for f in v.overrides.values():
+            pass  # overrides moved between Vma objects of the same AS keep their refs
+
+    def _overlapping(self, start, end) -> list[Vma]:
+        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        out = []
+        while i < len(self.vmas) and self.vmas[i].start < end:
+            if self.vmas[i].end > start:
+                out.append(self.vmas[i])
+            i += 1
+        return out
+
+    def _remove_range(self, start, end, release_platform=True):
+        """Remove [start, end) from the model (and the platform), splitting VMAs at edges."""
+        hit = self._overlapping(start, end)
+        if not hit:
+            return
+        for v in hit:
+            i = self.vmas.index(v)
+            del self.vmas[i]
+            del self._starts[i]
+            keep = []
+            if v.start < start:
+                keep.append(v.clone_for(v.start, start))
+            if v.end > end:
+                keep.append(v.clone_for(end, v.end))
+            gone_lo, gone_hi = max(v.start, start), min(v.end, end)
+            for a, f in list(v.overrides.items()):
+                if gone_lo <= a < gone_hi:
+                    self.memfile.frame_unref(f)
+            for k in keep:
+                k.mapped = v.mapped
+                self._insert(k)
+            # Exclusively owned base pages that nobody maps any more go back to the host.
+            if not v.region.shared_with_others(self) and not v.shared:
+                off = v.region.off + (v.rpg + ((gone_lo - v.start) >> 12)) * PAGE
+                self.memfile.release_inplace(off, (gone_hi - gone_lo) >> 12)
+            v.region.drop_user(self)
+        if release_platform:
+            self.pas.unmap(start, end - start)
+
+    # ---- placement -------------------------------------------------------------------
+    def find_free(self, length: int, hint: int = 0) -> int:
+        if hint:
+            hint = page_down(hint)
+            if (MMAP_MIN_ADDR <= hint and hint + length <= self.max_addr
+                    and not self._overlapping(hint, hint + length)):
+                return hint
+        top = self.mmap_base
+        for v in reversed(self.vmas):
+            if v.start >= top:
+                continue
+            if v.end <= top - length:
+                if top - length >= MMAP_MIN_ADDR:
+                    return top - length
+            top = min(top, v.start)
+        if top - length >= MMAP_MIN_ADDR:
+            return top - length
+        raise SysError(errno.ENOMEM)
+
+    # ---- mapping operations ----------------------------------------------------------
+    def map_anon(self, addr: int, length: int, prot: int, shared: bool, name=b"",
+                 fixed=True) -> Vma:
+        """Place a fresh zero-filled VMA at exactly [addr, addr+length)."""
+        self._remove_range(addr, addr + length)
+        region = Region(self.memfile, length >> 12)
+        v = Vma(addr, addr + length, prot, shared, region, 0, name)
+        self._insert(v)
+        return v
+
+    def map_file_private(self, addr, length, prot, fill, name, foff, dev, ino, shared=False):
+        """A file-backed mapping: the file's bytes are copied into a fresh Region by
+        `fill(dst_memoryview)`; bytes past the file's end stay zero."""
+        v = self.map_anon(addr, length, prot, shared, name)
+        v.file, v.foff, v.dev, v.ino = True, foff, dev, ino
+        fill(self.memfile.view[v.region.off:v.region.off + length])
+        return v
+
+    def unmap(self, addr: int, length: int):
+        if addr % PAGE or length <= 0:
+            raise SysError(errno.EINVAL)
+        end = page_up(addr + length)
+        if end > self.max_addr:
+            raise SysError(errno.EINVAL)
+        self._remove_range(addr, end)
+
+    def protect(self, addr: int, length: int, prot: int):
+        if addr % PAGE:
+            raise SysError(errno.EINVAL)
+        end = page_up(addr + length)
+        hit = self._overlapping(addr, end)
+        # Linux: ENOMEM if any part of the range is unmapped.
+        covered = addr
+        for v in hit:
+            if v.start > covered:
+                raise SysError(errno.ENOMEM)
+            covered = v.end
+        if covered < end:
+            raise SysError(errno.ENOMEM)
+        for v in hit:
+            self._split_at(v, addr, end)
+        for v in self._overlapping(addr, end):
+            v.prot = prot
+            if v.mapped:
+                self.pas.protect(v.start, v.end - v.start, self._platform_prot(v))
+                self._fix_override_prots(v)
+
+    def _split_at(self, v: Vma, lo: int, hi: int):
+        """Split v so that lo and hi (when inside v) are VMA boundaries."""
+        parts = []
+        cuts = sorted({c for c in (lo, hi) if v.start < c < v.end})
+        if not cuts:
+            return
+        bounds = [v.start] + cuts + [v.end]
+        i = self.vmas.index(v)
+        del self.vmas[i]
+        del self._starts[i]
+        for a, b in zip(bounds, bounds[1:]):
+            p = v.clone_for(a, b)
+            p.mapped = v.mapped
+            parts.append(p)
+        for p in parts:
+            self._insert(p)
+        v.region.drop_user(self)
+
+    def _platform_prot(self, v: Vma) -> int:
+        prot = v.prot
+        if prot & PROT_WRITE and not v.shared and v.region.shared_with_others(self):
+            prot &= ~PROT_WRITE
+        return prot
+
+    def _fix_override_prots(self, v: Vma):
+        for a, f in v.overrides.items():
+            prot = v.prot
+            if self.memfile.frame_shared(f) and not v.shared:
+                prot &= ~PROT_WRITE
+            self.pas.map_memfile(a, PAGE, f, prot)
+
+    def _map_into_platform(self, v: Vma):
+        base = v.region.off + v.rpg * PAGE
+        self.pas.map_memfile(v.start, v.end - v.start, base, self._platform_prot(v))
+        if v.overrides:
+            self._fix_override_prots(v)
+        v.mapped = True
+
+    # ---- faults ----------------------------------------------------------------------
+    def handle_fault(self, addr: int, code: int) -> bool:
+        """Make the faulting access succeed if the model allows it; False means SIGSEGV."""
+        v = self.find(addr)
+        if v is None or v.prot == PROT_NONE:
+            return False
+        if not v.mapped:
+            self._map_into_platform(v)
+            return True
+        if not (v.prot & PROT_WRITE):
+            return False
+        # Mapped, writable in the model, yet it faulted: a write to a COW-protected page.
+        page = page_down(addr)
+        self._break_cow(v, page)
+        return True
+
+    def _break_cow(self, v: Vma, page: int):
+        mf = self.memfile
+        f = v.overrides.get(page)
+        if f is not None and not mf.frame_shared(f):
+            self.pas.map_memfile(page, PAGE, f, v.prot)
+            return
+        if f is None and not v.region.shared_with_others(self):
+            # Region exclusively ours again (the other process exited or exec'd):
+            # upgrade the whole VMA in one go.
+            self.pas.protect(v.start, v.end - v.start, v.prot)
+            self._fix_override_prots(v)
+            return
+        old = v.frame(page)
+        new = mf.alloc(1)
+        mf.view[new:new + PAGE] = mf.view[old:old + PAGE]
+        if f is not None:
+            mf.frame_unref(f)
+        v.overrides[page] = new
+        self.pas.map_memfile(page, PAGE, new, v.prot)
+
+    # ---- fork ------------------------------------------------------------------------
+    def fork(self, platform_as) -> "AddressSpace":
+        child = AddressSpace(self.memfile, platform_as, self.max_addr)
+        for attr in ("brk_start", "brk", "mmap_base", "stack_top", "exe_name", "arg_start",
+                     "arg_end", "env_start", "env_end", "auxv"):
+            setattr(child, attr, getattr(self, attr))
+        for v in self.vmas:
+            c = v.clone_for(v.start, v.end)
+            for f in c.overrides.values():
+                self.memfile.frame_ref(f)
+            child._insert(c)
+        # Our private writable mappings become copy-on-write.
+        for v in self.vmas:
+            if v.mapped and not v.shared and v.prot & PROT_WRITE:
+                self.pas.protect(v.start, v.end - v.start, v.prot & ~PROT_WRITE)
+        return child
+
+    def release(self):
+        for v in self.vmas:
+            for f in v.overrides.values():
+                self.memfile.frame_unref(f)
+            v.region.drop_user(self)
+        self.vmas = []
+        self._starts = []
+        self.pas.release()
+
+    def zero_range(self, v: Vma, lo: int, hi: int):
+        """MADV_DONTNEED on a private mapping: the pages read as zero afterwards."""
+        for a in [a for a in v.overrides if lo <= a < hi]:
+            self.memfile.frame_unref(v.overrides.pop(a))
+        if v.region.shared_with_others(self):
+            for a in range(lo, hi, PAGE):
+                f = self.memfile.alloc(1)
+                v.overrides[a] = f
+        else:
+            off = v.region.off + (v.rpg + ((lo - v.start) >> 12)) * PAGE
+            self.memfile.release_inplace(off, (hi - lo) >> 12)
+        if v.mapped:
+            self.pas.unmap(lo, hi - lo)
+            self.pas.map_memfile(lo, hi - lo, v.region.off + (v.rpg + ((lo - v.start) >> 12)) * PAGE,
+                                 self._platform_prot(v))
+            for a in range(lo, hi, PAGE):
+                if a in v.overrides:
+                    self.pas.map_memfile(a, PAGE, v.overrides[a], v.prot)
+
+    # ---- brk -------------------------------------------------------------------------
+    def set_brk(self, new: int) -> int:
+        if new < self.brk_start:
+            return self.brk
+        old_top, new_top = page_up(self.brk), page_up(new)
+        if new_top > old_top:
+            if self._overlapping(old_top, new_top):
+                return self.brk
+            v = self.find(old_top - 1) if old_top > self.brk_start else None
+            self.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE, False, b"[heap]")
+        elif new_top < old_top:
+            self._remove_range(new_top, old_top)
+        self.brk = new
+        return new
+
+    # ---- access from the kernel (copy-in / copy-out) ---------------------------------
+    def _page_frame(self, page: int, write: bool) -> int:
+        v = self.find(page)
+        if v is None:
+            raise SysError(errno.EFAULT)
+        if write:
+            if not v.prot & PROT_WRITE:
+                raise SysError(errno.EFAULT)
+            if not v.shared:
+                f = v.overrides.get(page)
+                shared = (self.memfile.frame_shared(f) if f is not None
+                          else v.region.shared_with_others(self))
+                if shared:
+                    self._break_cow_for_kernel(v, page)
+        elif v.prot == PROT_NONE:
+            raise SysError(errno.EFAULT)
+        return v.frame(page)
+
+    def _break_cow_for_kernel(self, v, page):
+        if v.mapped:
+            self._break_cow(v, page)
+            return
+        mf = self.memfile
+        old = v.frame(page)
+        new = mf.alloc(1)
+        mf.view[new:new + PAGE] = mf.view[old:old + PAGE]
+        f = v.overrides.get(page)
+        if f is not None:
+            mf.frame_unref(f)
+        v.overrides[page] = new
+
+    def views(self, addr: int, length: int, write: bool) -> list:
+        """Memoryviews over [addr, addr+length) in the memory file, split at page frames
+        (contiguous frames are merged). EFAULT if any byte is not accessible."""
+        if length <= 0:
+            return []
+        if addr < 0 or addr + length > self.max_addr or addr + length < addr:
+            raise SysError(errno.EFAULT)
+        out = []
+        mv = self.memfile.view
+        cur = addr
+        end = addr + length
+        run_off = run_len = None
+        while cur < end:
+            page = page_down(cur)
+            frame = self._page_frame(page, write) + (cur - page)
+            n = min(page + PAGE, end) - cur
+            if run_off is not None and run_off + run_len == frame:
+                run_len += n
+            else:
+                if run_off is not None:
+                    out.append(mv[run_off:run_off + run_len])
+                run_off, run_len = frame, n
+            cur += n
+        out.append(mv[run_off:run_off + run_len])
+        return out
+
+    def read(self, addr: int, length: int) -> bytes:
+        vs = self.views(addr, length, False)
+        return vs[0].tobytes() if len(vs) == 1 else b"".join(vs)
+
+    def write(self, addr: int, data) -> None:
+        data = memoryview(data)
+        pos = 0
+        for v in self.views(addr, len(data), True):
+            v[:] = data[pos:pos + len(v)]
+            pos += len(v)
+
+    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string; ENAMETOOLONG past `limit`, EFAULT on bad memory."""
+        out = bytearray()
+        while True:
+            chunk_len = PAGE - (addr % PAGE)
+            chunk = self.read(addr, chunk_len)
+            i = chunk.find(b"\0")
+            if i >= 0:
+                out += chunk[:i]
+                if len(out) >= limit:
+                    raise SysError(errno.ENAMETOOLONG)
+                return bytes(out)
+            out += chunk
+            if len(out) >= limit:
+                raise SysError(errno.ENAMETOOLONG)
+            addr += chunk_len
+
+    # ---- /proc/PID/maps ----------------------------------------------------------------
+    def maps_text(self) -> bytes:
+        lines = []
+        for v in self.vmas:
+            perms = (("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-")
+                     + ("x" if v.prot & PROT_EXEC else "-") + ("s" if v.shared else "p"))
+            dev = f"{(v.dev >> 8) & 0xfff:02x}:{v.dev & 0xff:02x}" if v.file else "00:00"
+            head = (f"{v.start:08x}-{v.end:08x} {perms} {v.foff if v.file else 0:08x} {dev} "
+                    f"{v.ino if v.file else 0}")
+            name = v.name.decode("utf-8", "surrogateescape")
+            lines.append(head + (" " * max(1, 73 - len(head)) + name if name else ""))
+        return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") if lines else b""

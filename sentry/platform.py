@@ -1,0 +1,89 @@
+"""The platform seam: how application code runs and traps back to the kernel.
+
+Nothing above this interface knows whether ptrace or KVM is underneath. A platform offers
+address spaces (ranges of the memory file mapped at application addresses) and contexts
+(threads of application execution). Contexts run concurrently; their events are collected
+by the kernel's event loop through `event_fd()` + `poll_events()`.
+"""
+from dataclasses import dataclass
+
+# Event kinds a context reports.
+EV_SYSCALL = 1      # the application made a system call; regs hold it
+EV_FAULT = 2        # a CPU fault: signo (SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP), code, addr
+EV_INTERRUPT = 3    # the context stopped because the kernel asked it to (interrupt())
+EV_GONE = 4         # the host side of the context died (killed from outside, OOM)
+
+
+@dataclass(slots=True)
+class Event:
+    kind: int
+    signo: int = 0
+    code: int = 0
+    addr: int = 0
+    siginfo: bytes = b""
+
+
+class PlatformAddressSpace:
+    """Application address space. Ranges map offsets of the memory file (MAP_SHARED)."""
+
+    def map_memfile(self, addr: int, length: int, offset: int, prot: int) -> None:
+        raise NotImplementedError
+
+    def unmap(self, addr: int, length: int) -> None:
+        raise NotImplementedError
+
+    def protect(self, addr: int, length: int, prot: int) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+class PlatformContext:
+    """One thread of application execution, bound to one address space at a time.
+
+    `regs` is a platform-owned register block with the attribute names of
+    `struct user_regs_struct`; the kernel edits it between events.
+    """
+    regs = None
+
+    def resume(self) -> None:
+        """Run the application with `regs` until its next event (reported via the loop)."""
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Make a running context stop soon with EV_INTERRUPT."""
+        raise NotImplementedError
+
+    def get_fpstate(self) -> bytes:
+        raise NotImplementedError
+
+    def set_fpstate(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+class Platform:
+    name = "?"
+    # Highest application address + 1: the platform owns everything from here up.
+    max_user_address = 0
+
+    def new_address_space(self, memfile) -> PlatformAddressSpace:
+        raise NotImplementedError
+
+    def new_context(self, aspace: PlatformAddressSpace) -> PlatformContext:
+        raise NotImplementedError
+
+    def move_context(self, ctx: PlatformContext, aspace: PlatformAddressSpace) -> PlatformContext:
+        """execve: the task's thread now runs in a fresh address space."""
+        raise NotImplementedError
+
+    def event_fd(self) -> int:
+        """An fd that becomes readable when poll_events() may return something."""
+        raise NotImplementedError
+
+    def poll_events(self):
+        """Yield (context, Event) for every context that stopped since the last call."""
+        raise NotImplementedError

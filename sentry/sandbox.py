@@ -1,0 +1,187 @@
+"""Putting a sandbox together: memory file, platform, mount tree, kernel, first process."""
+import errno
+import logging
+import os
+import signal
+import sys
+import termios
+
+from .kernel import signals as S
+from .kernel.errors import SysError
+from .kernel.kernel import Kernel
+from .kernel.task import FSContext, Task
+from .mm.memfile import MemoryFile
+from .vfs.fdtable import FDTable
+from .vfs.hoststdio import HostStdio, HostTerminal
+
+log = logging.getLogger("pysentry")
+FORWARDED_HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP,
+                          signal.SIGTERM, signal.SIGWINCH)
+
+
+def make_platform(name, memfile):
+    if name == "ptrace":
+        from pysentry.platform.ptrace.ptrace import PtracePlatform
+        return PtracePlatform(memfile)
+    if name == "kvm":
+        raise SystemExit("pysentry: the KVM platform is not built yet; use --platform=ptrace")
+    raise SystemExit(f"pysentry: unknown platform {name!r}")
+
+
+def build_vfs(rootfs, volumes, root_fs=None):
+    """The mount tree: root (overlay over the gofer, or a given filesystem), /dev, /tmp,
+    /dev/shm, volumes. Returns (vfs, cleanups)."""
+    from .vfs.vfs import VirtualFS
+    from .vfs.tmpfs import TmpFS
+    from .vfs.overlay import OverlayFS
+    from .vfs.devfs import DevFS
+    cleanups = []
+    if root_fs is None:
+        from .vfs.goferfs import open_gofer_fs
+        lower, stop = open_gofer_fs(rootfs, ro=True, donate=True)
+        cleanups.append(stop)
+        root_fs = OverlayFS(lower, TmpFS())
+    vfs = VirtualFS(root_fs, source="rootfs")
+    ctx = vfs.root_context()
+    for path, fs in ((b"/dev", DevFS(with_tty=True)), (b"/tmp", TmpFS()),
+                     (b"/dev/shm", TmpFS())):
+        _ensure_dir(vfs, ctx, path)
+        vfs.mount(fs, path)
+    for host, guest, ro in volumes:
+        from .vfs.goferfs import open_gofer_fs
+        fs, stop = open_gofer_fs(host, ro=ro, donate=True)
+        cleanups.append(stop)
+        _ensure_dir(vfs, ctx, guest)
+        vfs.mount(fs, guest)
+    return vfs, cleanups
+
+
+def _ensure_dir(vfs, ctx, path):
+    parts = [p for p in path.split(b"/") if p]
+    cur = b""
+    for p in parts:
+        cur += b"/" + p
+        try:
+            vfs.mkdir(ctx, None, cur, 0o755)
+        except SysError as e:
+            if e.errno != errno.EEXIST:
+                raise
+
+
+class Sandbox:
+    def __init__(self, argv, env, cwd=b"/", platform="ptrace", rootfs="/", volumes=(),
+                 strace=None, root_fs=None, stdio=(0, 1, 2)):
+        self.memfile = MemoryFile()
+        self.platform = make_platform(platform, self.memfile)
+        self.vfs, self.cleanups = build_vfs(rootfs, volumes, root_fs)
+        self.kernel = Kernel(self.platform, self.memfile, self.vfs, strace=strace)
+        self.argv, self.env, self.cwd, self.stdio = argv, env, cwd, stdio
+        self.tty = None
+        self._saved_termios = None
+
+    def _stdio_files(self, k):
+        files = []
+        tty = None
+        for i, fd in enumerate(self.stdio):
+            if tty is None and os.isatty(fd):
+                tty = HostTerminal(fd)
+                try:
+                    self._saved_termios = (fd, termios.tcgetattr(fd))
+                except termios.error:
+                    pass
+            mode = os.O_RDONLY if i == 0 else os.O_WRONLY
+            try:
+                acc = os.O_RDWR if os.isatty(fd) else mode
+            except OSError:
+                acc = mode
+            files.append(HostStdio(k, fd, acc, tty if os.isatty(fd) else None))
+        return files, tty
+
+    def start(self):
+        k = self.kernel
+        pid = k.alloc_pid()
+        tg = k.new_group(None, pid)
+        k.init = tg
+        sess = k.new_session(tg)
+        files, self.tty = self._stdio_files(k)
+        if self.tty is not None:
+            sess.tty = self.tty
+            self.tty.fg_pgid = pid
+        fdt = FDTable()
+        fdt.users = 1
+        for i, f in enumerate(files):
+            fdt.dup2_install(i, f) if hasattr(fdt, "dup2_install") else fdt._set(i, f, False)
+        ctx_root = self.vfs.root_context()
+        fs = FSContext(ctx_root.root, ctx_root.root)
+        try:
+            fs.cwd = self.vfs.resolve_dir(ctx_root, None, self.cwd)
+        except SysError:
+            pass
+        # The first task needs an address space to exist before execve replaces it.
+        from .mm.addrspace import AddressSpace
+        pas = self.platform.new_address_space(self.memfile)
+        mm = AddressSpace(self.memfile, pas, self.platform.max_user_address)
+        ctx = self.platform.new_context(pas)
+        t = Task(k, pid, tg, ctx, mm, fdt, fs)
+        tg.tasks.append(t)
+        tg.leader = t
+        k.tasks[pid] = t
+        from .syscalls.process import do_execve
+        try:
+            do_execve(t, None, self.argv[0], self.argv, self.env, 0)
+        except SysError as e:
+            raise SystemExit(f"pysentry: cannot execute {self.argv[0].decode(errors='replace')}: "
+                             f"{os.strerror(e.errno)}")
+        return t
+
+    def run(self) -> int:
+        k = self.kernel
+        pending = []
+
+        def on_host_signal(sig, frame):
+            pending.append(sig)
+        old = {s: signal.signal(s, on_host_signal) for s in FORWARDED_HOST_SIGNALS}
+        k.host_signals = pending
+        try:
+            self.start()
+            return k.run()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.close()
+
+    def close(self):
+        if self._saved_termios is not None:
+            fd, attrs = self._saved_termios
+            try:
+                termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
+            except termios.error:
+                pass
+        try:
+            self.platform.shutdown()
+        except Exception:
+            log.exception("platform shutdown")
+        for c in self.cleanups:
+            try:
+                c()
+            except Exception:
+                log.exception("cleanup")
+
+
+def forward_host_signals(k):
+    """Host signals aimed at pysentry go to the sandbox: terminal signals to the foreground
+    process group of its terminal, the others to init."""
+    pend = getattr(k, "host_signals", None)
+    if not pend:
+        return
+    from .kernel.sigframe import pack_siginfo
+    while pend:
+        sig = pend.pop(0)
+        info = pack_siginfo(sig, S.SI_KERNEL)
+        sess = k.init.session if k.init is not None else None
+        if sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGWINCH) and sess and sess.tty:
+            pg = k.pgroups.get(sess.tty.fg_pgid)
+            for tg in list(pg.members) if pg else []:
+                k.send_signal(tg, sig, info)
+        elif k.init is not None:
+            k.send_signal(k.init, sig if sig != signal.SIGTERM else signal.SIGKILL, info)

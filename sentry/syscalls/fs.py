@@ -1,0 +1,901 @@
+"""File syscalls: paths, descriptors, I/O, metadata, pipes, polling.
+
+User memory is reached only through the task's copy helpers (t.mm.read/write/views).
+A blocking read/write is a generator: the file raises WouldBlock, the handler parks on the
+file's wait queue (or returns EAGAIN for O_NONBLOCK) and retries when woken.
+"""
+import errno
+import os
+import struct
+import time
+
+from ..kernel.errors import SysError, WouldBlock
+from ..kernel.wait import Block, INTERRUPTED, TIMEOUT, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
+from ..kernel import signals as S
+from ..vfs.dirent import pack_dirent64
+from ..vfs.pipe import make_pipe
+from .table import syscall, PARTIAL
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x400
+AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT = 0x200, 0x1000, 0x800
+O_NONBLOCK, O_CLOEXEC, O_APPEND, O_DIRECTORY, O_PATH = 0o4000, 0o2000000, 0o2000, 0o200000, 0o10000000
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
+F_SETPIPE_SZ, F_GETPIPE_SZ, F_SETOWN, F_GETOWN = 1031, 1032, 8, 9
+FD_CLOEXEC = 1
+ERESTARTSYS = 512
+IOV_MAX = 1024
+
+
+def s32(v):
+    v &= 0xffffffff
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _dir(t, dirfd):
+    """The starting Location for an *at() path: None means the cwd."""
+    dirfd = s32(dirfd)
+    if dirfd == AT_FDCWD:
+        return None
+    desc = t.fdtable.get(dirfd)
+    if desc.location is None:
+        raise SysError(errno.ENOTDIR)
+    return desc.location
+
+
+def _path(t, addr):
+    if not addr:
+        raise SysError(errno.EFAULT)
+    return t.mm.read_cstring(addr, 4096)
+
+
+def _at(t, dirfd, pathaddr):
+    return _dir(t, dirfd), _path(t, pathaddr)
+
+
+# ---- open / close ----------------------------------------------------------------------
+def do_open(t, dirfd, path, flags, mode):
+    ctx = t.path_context()
+    desc = t.kernel.vfs.openat(ctx, _dir(t, dirfd), path, flags, mode)
+    try:
+        return t.fdtable.install(desc, cloexec=bool(flags & O_CLOEXEC))
+    finally:
+        desc.decref()
+
+
+@syscall("open", ("path", "flags:open", "mode"), ret="fd")
+def sys_open(t, path, flags, mode, *_):
+    return do_open(t, AT_FDCWD, _path(t, path), flags, mode)
+
+
+@syscall("openat", ("fd", "path", "flags:open", "mode"), ret="fd")
+def sys_openat(t, dirfd, path, flags, mode, *_):
+    return do_open(t, dirfd, _path(t, path), flags, mode)
+
+
+@syscall("creat", ("path", "mode"), ret="fd")
+def sys_creat(t, path, mode, *_):
+    return do_open(t, AT_FDCWD, _path(t, path), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
+
+
+@syscall("openat2", ("fd", "path", "ptr", "size"), ret="fd", support=PARTIAL,
+         note="resolve flags other than 0 are EINVAL")
+def sys_openat2(t, dirfd, path, how, size, *_):
+    if size < 24:
+        raise SysError(errno.EINVAL)
+    flags, mode, resolve = struct.unpack("<QQQ", t.mm.read(how, 24))
+    if resolve:
+        raise SysError(errno.EINVAL)
+    return do_open(t, dirfd, _path(t, path), flags, mode)
+
+
+@syscall("close", ("fd",))
+def sys_close(t, fd, *_):
+    t.fdtable.close(s32(fd))
+    return 0
+
+
+@syscall("close_range", ("fd", "fd", "flags"))
+def sys_close_range(t, first, last, flags, *_):
+    if first > last:
+        raise SysError(errno.EINVAL)
+    t.fdtable.close_range(first, min(last, 1 << 20), flags)
+    return 0
+
+
+# ---- read / write ----------------------------------------------------------------------
+def _io(t, desc, op, views, offset):
+    """Run op(views, offset), waiting while the file would block."""
+    while True:
+        try:
+            return op(views, offset)
+        except WouldBlock as wb:
+            if desc.flags & O_NONBLOCK:
+                return -errno.EAGAIN
+            reason = yield Block([desc.waitqueue], mask=wb.events | POLLERR | POLLHUP)
+            if reason == INTERRUPTED:
+                return -ERESTARTSYS
+
+
+def _check_write_result(t, r):
+    if r == -errno.EPIPE:
+        from ..kernel.sigframe import pack_siginfo
+        t.kernel.send_signal(t.tg, S.SIGPIPE, pack_siginfo(S.SIGPIPE, S.SI_USER,
+                                                           pid=t.tg.tgid, uid=t.tg.uid), task=t)
+    return r
+
+
+def _read(t, fd, buf, count, offset):
+    desc = t.fdtable.get(s32(fd))
+    if count > 0x7ffff000:
+        count = 0x7ffff000
+    views = t.mm.views(buf, count, True) if count else []
+    return (yield from _io(t, desc, desc.read, views, offset))
+
+
+def _write(t, fd, buf, count, offset):
+    desc = t.fdtable.get(s32(fd))
+    if count > 0x7ffff000:
+        count = 0x7ffff000
+    views = t.mm.views(buf, count, False) if count else []
+    try:
+        r = yield from _io(t, desc, desc.write, views, offset)
+    except SysError as e:
+        r = -e.errno
+    return _check_write_result(t, r)
+
+
+@syscall("read", ("fd", "ptr", "size"))
+def sys_read(t, fd, buf, count, *_):
+    return _read(t, fd, buf, count, None)
+
+
+@syscall("write", ("fd", "bytes", "size"))
+def sys_write(t, fd, buf, count, *_):
+    return _write(t, fd, buf, count, None)
+
+
+@syscall("pread64", ("fd", "ptr", "size", "int"))
+def sys_pread64(t, fd, buf, count, off, *_):
+    if off >> 63:
+        raise SysError(errno.EINVAL)
+    return _read(t, fd, buf, count, off)
+
+
+@syscall("pwrite64", ("fd", "bytes", "size", "int"))
+def sys_pwrite64(t, fd, buf, count, off, *_):
+    if off >> 63:
+        raise SysError(errno.EINVAL)
+    return _write(t, fd, buf, count, off)
+
+
+def _iovecs(t, iov, cnt, write):
+    if cnt > IOV_MAX:
+        raise SysError(errno.EINVAL)
+    views = []
+    total = 0
+    raw = t.mm.read(iov, 16 * cnt) if cnt else b""
+    for i in range(cnt):
+        base, ln = struct.unpack_from("<QQ", raw, 16 * i)
+        if ln >> 63:
+            raise SysError(errno.EINVAL)
+        total += ln
+        if ln:
+            views += t.mm.views(base, ln, write)
+    return views
+
+
+def _vread(t, fd, iov, cnt, offset):
+    desc = t.fdtable.get(s32(fd))
+    views = _iovecs(t, iov, cnt, True)
+    return (yield from _io(t, desc, desc.read, views, offset))
+
+
+def _vwrite(t, fd, iov, cnt, offset):
+    desc = t.fdtable.get(s32(fd))
+    views = _iovecs(t, iov, cnt, False)
+    try:
+        r = yield from _io(t, desc, desc.write, views, offset)
+    except SysError as e:
+        r = -e.errno
+    return _check_write_result(t, r)
+
+
+@syscall("readv", ("fd", "ptr", "int"))
+def sys_readv(t, fd, iov, cnt, *_):
+    return _vread(t, fd, iov, cnt, None)
+
+
+@syscall("writev", ("fd", "ptr", "int"))
+def sys_writev(t, fd, iov, cnt, *_):
+    return _vwrite(t, fd, iov, cnt, None)
+
+
+@syscall("preadv", ("fd", "ptr", "int", "int"))
+def sys_preadv(t, fd, iov, cnt, off, *_):
+    return _vread(t, fd, iov, cnt, off)
+
+
+@syscall("pwritev", ("fd", "ptr", "int", "int"))
+def sys_pwritev(t, fd, iov, cnt, off, *_):
+    return _vwrite(t, fd, iov, cnt, off)
+
+
+@syscall("preadv2", ("fd", "ptr", "int", "int", "int", "flags"))
+def sys_preadv2(t, fd, iov, cnt, off, _hi, flags):
+    return _vread(t, fd, iov, cnt, None if off == (1 << 64) - 1 else off)
+
+
+@syscall("pwritev2", ("fd", "ptr", "int", "int", "int", "flags"))
+def sys_pwritev2(t, fd, iov, cnt, off, _hi, flags):
+    return _vwrite(t, fd, iov, cnt, None if off == (1 << 64) - 1 else off)
+
+
+@syscall("lseek", ("fd", "int", "int"))
+def sys_lseek(t, fd, off, whence, *_):
+    off = off - (1 << 64) if off >> 63 else off
+    return t.fdtable.get(s32(fd)).seek(off, whence)
+
+
+@syscall("sendfile", ("fd", "fd", "ptr", "size"), support=PARTIAL, note="copies through the sentry")
+def sys_sendfile(t, out_fd, in_fd, offp, count, *_):
+    src, dst = t.fdtable.get(s32(in_fd)), t.fdtable.get(s32(out_fd))
+    count = min(count, 1 << 20)
+    buf = bytearray(count)
+    off = struct.unpack("<q", t.mm.read(offp, 8))[0] if offp else None
+    n = yield from _io(t, src, src.read, [memoryview(buf)], off)
+    if n <= 0:
+        return n
+    w = yield from _io(t, dst, dst.write, [memoryview(buf)[:n]], None)
+    if offp and w > 0:
+        t.mm.write(offp, struct.pack("<q", off + w))
+    return w
+
+
+# ---- metadata ---------------------------------------------------------------------------
+def _stat_at(t, dirfd, pathaddr, flags):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | 0x6000):
+        raise SysError(errno.EINVAL)
+    path = t.mm.read_cstring(pathaddr, 4096) if pathaddr else b""
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            raise SysError(errno.ENOENT)
+        d = s32(dirfd)
+        if d == AT_FDCWD:
+            return t.kernel.vfs.stat(t.path_context(), None, b".")
+        return t.fdtable.get(d).stat()
+    return t.kernel.vfs.stat(t.path_context(), _dir(t, dirfd), path,
+                             follow=not flags & AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("stat", ("path", "ptr"))
+def sys_stat(t, path, buf, *_):
+    t.mm.write(buf, t.kernel.vfs.stat(t.path_context(), None, _path(t, path)).pack_stat())
+    return 0
+
+
+@syscall("lstat", ("path", "ptr"))
+def sys_lstat(t, path, buf, *_):
+    t.mm.write(buf, t.kernel.vfs.stat(t.path_context(), None, _path(t, path), follow=False).pack_stat())
+    return 0
+
+
+@syscall("fstat", ("fd", "ptr"))
+def sys_fstat(t, fd, buf, *_):
+    t.mm.write(buf, t.fdtable.get(s32(fd)).stat().pack_stat())
+    return 0
+
+
+@syscall("newfstatat", ("fd", "path", "ptr", "flags:at"))
+def sys_newfstatat(t, dirfd, path, buf, flags, *_):
+    t.mm.write(buf, _stat_at(t, dirfd, path, flags).pack_stat())
+    return 0
+
+
+@syscall("statx", ("fd", "path", "flags:at", "hex", "ptr"))
+def sys_statx(t, dirfd, path, flags, mask, buf, _a5):
+    if mask & 0x80000000:
+        raise SysError(errno.EINVAL)
+    st = _stat_at(t, dirfd, path, flags & ~0x6000)
+    t.mm.write(buf, st.pack_statx(mask))
+    return 0
+
+
+def _statfs(t, st, buf):
+    t.mm.write(buf, st.pack_statfs())
+    return 0
+
+
+@syscall("statfs", ("path", "ptr"))
+def sys_statfs(t, path, buf, *_):
+    return _statfs(t, t.kernel.vfs.statfs(t.path_context(), None, _path(t, path)), buf)
+
+
+@syscall("fstatfs", ("fd", "ptr"))
+def sys_fstatfs(t, fd, buf, *_):
+    desc = t.fdtable.get(s32(fd))
+    if desc.location is None:
+        raise SysError(errno.ENOSYS)
+    return _statfs(t, t.kernel.vfs.statfs_at(desc.location), buf)
+
+
+@syscall("readlink", ("path", "ptr", "size"))
+def sys_readlink(t, path, buf, size, *_):
+    return _readlink(t, AT_FDCWD, path, buf, size)
+
+
+@syscall("readlinkat", ("fd", "path", "ptr", "size"))
+def sys_readlinkat(t, dirfd, path, buf, size, *_):
+    return _readlink(t, dirfd, path, buf, size)
+
+
+def _readlink(t, dirfd, path, buf, size):
+    if s32(size) <= 0:
+        raise SysError(errno.EINVAL)
+    d, p = _at(t, dirfd, path)
+    target = t.kernel.vfs.readlink(t.path_context(), d, p)
+    out = target[:size]
+    t.mm.write(buf, out)
+    return len(out)
+
+
+def _access(t, dirfd, path, mode, flags):
+    if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SysError(errno.EINVAL)
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.access(t.path_context(), d, p, mode, flags)
+    return 0
+
+
+@syscall("access", ("path", "int"))
+def sys_access(t, path, mode, *_):
+    return _access(t, AT_FDCWD, path, mode, 0)
+
+
+@syscall("faccessat", ("fd", "path", "int"))
+def sys_faccessat(t, dirfd, path, mode, *_):
+    return _access(t, dirfd, path, mode, 0)
+
+
+@syscall("faccessat2", ("fd", "path", "int", "flags:at"))
+def sys_faccessat2(t, dirfd, path, mode, flags, *_):
+    return _access(t, dirfd, path, mode, flags)
+
+
+@syscall("getdents64", ("fd", "ptr", "size"))
+def sys_getdents64(t, fd, buf, count, *_):
+    desc = t.fdtable.get(s32(fd))
+    entries = desc.getdents(count)
+    data = b"".join(pack_dirent64(e) for e in entries)
+    if not data and entries:
+        raise SysError(errno.EINVAL)
+    t.mm.write(buf, data)
+    return len(data)
+
+
+@syscall("getdents", ("fd", "ptr", "size"))
+def sys_getdents(t, fd, buf, count, *_):
+    from ..vfs.dirent import pack_dirent, reclen
+    desc = t.fdtable.get(s32(fd))
+    entries = desc.getdents(count, reclen=reclen)
+    data = b"".join(pack_dirent(e) for e in entries)
+    t.mm.write(buf, data)
+    return len(data)
+
+
+# ---- namespace changes -----------------------------------------------------------------
+@syscall("mkdir", ("path", "mode"))
+def sys_mkdir(t, path, mode, *_):
+    t.kernel.vfs.mkdir(t.path_context(), None, _path(t, path), mode)
+    return 0
+
+
+@syscall("mkdirat", ("fd", "path", "mode"))
+def sys_mkdirat(t, dirfd, path, mode, *_):
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.mkdir(t.path_context(), d, p, mode)
+    return 0
+
+
+@syscall("mknod", ("path", "mode", "hex"))
+def sys_mknod(t, path, mode, dev, *_):
+    t.kernel.vfs.mknod(t.path_context(), None, _path(t, path), mode, dev)
+    return 0
+
+
+@syscall("mknodat", ("fd", "path", "mode", "hex"))
+def sys_mknodat(t, dirfd, path, mode, dev, *_):
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.mknod(t.path_context(), d, p, mode, dev)
+    return 0
+
+
+@syscall("unlink", ("path",))
+def sys_unlink(t, path, *_):
+    t.kernel.vfs.unlink(t.path_context(), None, _path(t, path))
+    return 0
+
+
+@syscall("rmdir", ("path",))
+def sys_rmdir(t, path, *_):
+    t.kernel.vfs.rmdir(t.path_context(), None, _path(t, path))
+    return 0
+
+
+@syscall("unlinkat", ("fd", "path", "flags:at"))
+def sys_unlinkat(t, dirfd, path, flags, *_):
+    if flags & ~AT_REMOVEDIR:
+        raise SysError(errno.EINVAL)
+    d, p = _at(t, dirfd, path)
+    if flags & AT_REMOVEDIR:
+        t.kernel.vfs.rmdir(t.path_context(), d, p)
+    else:
+        t.kernel.vfs.unlink(t.path_context(), d, p)
+    return 0
+
+
+@syscall("rename", ("path", "path"))
+def sys_rename(t, old, new, *_):
+    t.kernel.vfs.rename(t.path_context(), None, _path(t, old), None, _path(t, new))
+    return 0
+
+
+@syscall("renameat", ("fd", "path", "fd", "path"))
+def sys_renameat(t, od, old, nd, new, *_):
+    t.kernel.vfs.rename(t.path_context(), _dir(t, od), _path(t, old), _dir(t, nd), _path(t, new))
+    return 0
+
+
+@syscall("renameat2", ("fd", "path", "fd", "path", "flags"))
+def sys_renameat2(t, od, old, nd, new, flags, _a5):
+    t.kernel.vfs.rename(t.path_context(), _dir(t, od), _path(t, old), _dir(t, nd),
+                        _path(t, new), flags)
+    return 0
+
+
+@syscall("symlink", ("path", "path"))
+def sys_symlink(t, target, path, *_):
+    t.kernel.vfs.symlink(t.path_context(), _path(t, target), None, _path(t, path))
+    return 0
+
+
+@syscall("symlinkat", ("path", "fd", "path"))
+def sys_symlinkat(t, target, dirfd, path, *_):
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.symlink(t.path_context(), _path(t, target), d, p)
+    return 0
+
+
+@syscall("link", ("path", "path"))
+def sys_link(t, old, new, *_):
+    t.kernel.vfs.link(t.path_context(), None, _path(t, old), None, _path(t, new))
+    return 0
+
+
+@syscall("linkat", ("fd", "path", "fd", "path", "flags:at"))
+def sys_linkat(t, od, old, nd, new, flags, _a5):
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise SysError(errno.EINVAL)
+    t.kernel.vfs.link(t.path_context(), _dir(t, od), _path(t, old), _dir(t, nd), _path(t, new),
+                      follow=bool(flags & AT_SYMLINK_FOLLOW))
+    return 0
+
+
+@syscall("chmod", ("path", "mode"))
+def sys_chmod(t, path, mode, *_):
+    t.kernel.vfs.chmod(t.path_context(), None, _path(t, path), mode & 0o7777)
+    return 0
+
+
+@syscall("fchmod", ("fd", "mode"))
+def sys_fchmod(t, fd, mode, *_):
+    t.fdtable.get(s32(fd)).chmod(t.path_context().creds, mode & 0o7777)
+    return 0
+
+
+@syscall("fchmodat", ("fd", "path", "mode"))
+def sys_fchmodat(t, dirfd, path, mode, *_):
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.chmod(t.path_context(), d, p, mode & 0o7777)
+    return 0
+
+
+def _id(v):
+    v &= 0xffffffff
+    return -1 if v == 0xffffffff else v
+
+
+@syscall("chown", ("path", "int", "int"))
+def sys_chown(t, path, uid, gid, *_):
+    t.kernel.vfs.chown(t.path_context(), None, _path(t, path), _id(uid), _id(gid))
+    return 0
+
+
+@syscall("lchown", ("path", "int", "int"))
+def sys_lchown(t, path, uid, gid, *_):
+    t.kernel.vfs.chown(t.path_context(), None, _path(t, path), _id(uid), _id(gid), follow=False)
+    return 0
+
+
+@syscall("fchown", ("fd", "int", "int"))
+def sys_fchown(t, fd, uid, gid, *_):
+    t.fdtable.get(s32(fd)).chown(t.path_context().creds, _id(uid), _id(gid))
+    return 0
+
+
+@syscall("fchownat", ("fd", "path", "int", "int", "flags:at"))
+def sys_fchownat(t, dirfd, path, uid, gid, flags, _a5):
+    p = t.mm.read_cstring(path, 4096)
+    if not p and flags & AT_EMPTY_PATH:
+        t.fdtable.get(s32(dirfd)).chown(t.path_context().creds, _id(uid), _id(gid))
+        return 0
+    t.kernel.vfs.chown(t.path_context(), _dir(t, dirfd), p, _id(uid), _id(gid),
+                       follow=not flags & AT_SYMLINK_NOFOLLOW)
+    return 0
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+@syscall("utimensat", ("fd", "path", "ptr", "flags:at"))
+def sys_utimensat(t, dirfd, path, times, flags, *_):
+    if times:
+        a = struct.unpack("<qq", t.mm.read(times, 16))
+        m = struct.unpack("<qq", t.mm.read(times + 16, 16))
+        for ts in (a, m):
+            if ts[1] not in (UTIME_NOW, UTIME_OMIT) and not 0 <= ts[1] < 1_000_000_000:
+                raise SysError(errno.EINVAL)
+        conv = lambda ts: ts[1] if ts[1] in (UTIME_NOW, UTIME_OMIT) else ts
+        atime, mtime = conv(a), conv(m)
+    else:
+        atime = mtime = UTIME_NOW
+    if not path:
+        t.fdtable.get(s32(dirfd)).utimens(t.path_context().creds, atime, mtime)
+        return 0
+    d, p = _at(t, dirfd, path)
+    t.kernel.vfs.utimens(t.path_context(), d, p, atime, mtime,
+                         follow=not flags & AT_SYMLINK_NOFOLLOW)
+    return 0
+
+
+@syscall("truncate", ("path", "int"))
+def sys_truncate(t, path, length, *_):
+    if length >> 63:
+        raise SysError(errno.EINVAL)
+    t.kernel.vfs.truncate(t.path_context(), None, _path(t, path), length)
+    return 0
+
+
+@syscall("ftruncate", ("fd", "int"))
+def sys_ftruncate(t, fd, length, *_):
+    if length >> 63:
+        raise SysError(errno.EINVAL)
+    t.fdtable.get(s32(fd)).truncate(length, t.path_context().creds)
+    return 0
+
+
+@syscall("fsync", ("fd",))
+def sys_fsync(t, fd, *_):
+    t.fdtable.get(s32(fd)).fsync()
+    return 0
+
+
+@syscall("fdatasync", ("fd",))
+def sys_fdatasync(t, fd, *_):
+    t.fdtable.get(s32(fd)).fsync()
+    return 0
+
+
+@syscall("sync")
+def sys_sync(t, *_):
+    return 0
+
+
+@syscall("fallocate", ("fd", "int", "int", "int"), support=PARTIAL, note="mode 0 only")
+def sys_fallocate(t, fd, mode, off, length, *_):
+    desc = t.fdtable.get(s32(fd))
+    if mode:
+        raise SysError(errno.EOPNOTSUPP)
+    if desc.stat().size < off + length:
+        desc.truncate(off + length, t.path_context().creds)
+    return 0
+
+
+# ---- cwd --------------------------------------------------------------------------------
+@syscall("chdir", ("path",))
+def sys_chdir(t, path, *_):
+    loc = t.kernel.vfs.resolve_dir(t.path_context(), None, _path(t, path))
+    t.fs.cwd = loc
+    return 0
+
+
+@syscall("fchdir", ("fd",))
+def sys_fchdir(t, fd, *_):
+    desc = t.fdtable.get(s32(fd))
+    if desc.location is None or not desc.location.dentry.inode.is_dir():
+        raise SysError(errno.ENOTDIR)
+    t.fs.cwd = desc.location
+    return 0
+
+
+@syscall("chroot", ("path",))
+def sys_chroot(t, path, *_):
+    if t.tg.euid != 0:
+        raise SysError(errno.EPERM)
+    t.fs.root = t.kernel.vfs.resolve_dir(t.path_context(), None, _path(t, path))
+    return 0
+
+
+@syscall("getcwd", ("ptr", "size"))
+def sys_getcwd(t, buf, size, *_):
+    cwd = t.kernel.vfs.getcwd(t.path_context()) + b"\0"
+    if len(cwd) > size:
+        raise SysError(errno.ERANGE)
+    t.mm.write(buf, cwd)
+    return len(cwd)
+
+
+# ---- descriptors ------------------------------------------------------------------------
+@syscall("dup", ("fd",), ret="fd")
+def sys_dup(t, fd, *_):
+    desc = t.fdtable.get(s32(fd))
+    return t.fdtable.install(desc)
+
+
+@syscall("dup2", ("fd", "fd"), ret="fd")
+def sys_dup2(t, old, new, *_):
+    old, new = s32(old), s32(new)
+    t.fdtable.get(old)
+    if old == new:
+        return new
+    return t.fdtable.dup2(old, new)
+
+
+@syscall("dup3", ("fd", "fd", "flags"), ret="fd")
+def sys_dup3(t, old, new, flags, *_):
+    old, new = s32(old), s32(new)
+    if old == new or flags & ~O_CLOEXEC:
+        raise SysError(errno.EINVAL)
+    return t.fdtable.dup2(old, new, cloexec=bool(flags & O_CLOEXEC))
+
+
+@syscall("fcntl", ("fd", "int", "hex"), support=PARTIAL,
+         note="record locks are tracked per description, without deadlock detection")
+def sys_fcntl(t, fd, cmd, arg, *_):
+    fd = s32(fd)
+    tab = t.fdtable
+    desc = tab.get(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if s32(arg) < 0 or s32(arg) >= tab.limit:
+            raise SysError(errno.EINVAL)
+        return tab.install(desc, cloexec=cmd == F_DUPFD_CLOEXEC, minfd=s32(arg))
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if tab.get_cloexec(fd) else 0
+    if cmd == F_SETFD:
+        tab.set_cloexec(fd, bool(arg & FD_CLOEXEC))
+        return 0
+    if cmd == F_GETFL:
+        return desc.flags
+    if cmd == F_SETFL:
+        desc.set_status_flags(arg)
+        return 0
+    if cmd in (F_GETLK, 36):          # F_GETLK / F_OFD_GETLK: nobody else holds a lock
+        data = bytearray(t.mm.read(arg, 32))
+        struct.pack_into("<h", data, 0, 2)   # F_UNLCK
+        t.mm.write(arg, data)
+        return 0
+    if cmd in (F_SETLK, F_SETLKW, 37, 38):
+        t.mm.read(arg, 32)
+        return 0
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        if not hasattr(desc, "set_pipe_size"):
+            raise SysError(errno.EBADF)
+        if cmd == F_SETPIPE_SZ:
+            return desc.set_pipe_size(s32(arg), privileged=t.tg.euid == 0)
+        return desc.pipe.capacity
+    if cmd in (F_GETOWN, F_SETOWN):
+        return 0
+    if cmd == 1033 or cmd == 1034:     # F_ADD_SEALS / F_GET_SEALS
+        raise SysError(errno.EINVAL)
+    raise SysError(errno.EINVAL)
+
+
+@syscall("flock", ("fd", "int"), support=PARTIAL, note="advisory locks always granted")
+def sys_flock(t, fd, op, *_):
+    t.fdtable.get(s32(fd))
+    return 0
+
+
+@syscall("pipe", ("ptr",))
+def sys_pipe(t, fds, *_):
+    return _pipe(t, fds, 0)
+
+
+@syscall("pipe2", ("ptr", "flags"))
+def sys_pipe2(t, fds, flags, *_):
+    return _pipe(t, fds, flags)
+
+
+def _pipe(t, addr, flags):
+    if flags & ~(O_NONBLOCK | O_CLOEXEC | 0o40000):
+        raise SysError(errno.EINVAL)
+    r, w = make_pipe(flags, t.tg.euid, t.tg.egid)
+    tab = t.fdtable
+    try:
+        rfd = tab.install(r, cloexec=bool(flags & O_CLOEXEC))
+        try:
+            wfd = tab.install(w, cloexec=bool(flags & O_CLOEXEC))
+        except SysError:
+            tab.close(rfd)
+            raise
+    finally:
+        r.decref()
+        w.decref()
+    try:
+        t.mm.write(addr, struct.pack("<ii", rfd, wfd))
+    except SysError:
+        tab.close(rfd)
+        tab.close(wfd)
+        raise
+    return 0
+
+
+@syscall("ioctl", ("fd", "hex", "hex"), support=PARTIAL, note="terminal ioctls, FIONREAD, FIONBIO, FIOCLEX")
+def sys_ioctl(t, fd, cmd, arg, *_):
+    fd = s32(fd)
+    desc = t.fdtable.get(fd)
+    cmd &= 0xffffffff
+    if cmd == 0x5421:            # FIONBIO
+        on = struct.unpack("<i", t.mm.read(arg, 4))[0]
+        desc.set_status_flags((desc.flags | O_NONBLOCK) if on else (desc.flags & ~O_NONBLOCK))
+        return 0
+    if cmd == 0x5451:            # FIOCLEX
+        t.fdtable.set_cloexec(fd, True)
+        return 0
+    if cmd == 0x5450:            # FIONCLEX
+        t.fdtable.set_cloexec(fd, False)
+        return 0
+    return desc.ioctl(t, cmd, arg)
+
+
+# ---- poll / select ---------------------------------------------------------------------
+def _poll_wait(t, fds, deadline):
+    """fds: list of (fd, events); returns list of revents, waiting until one is ready."""
+    while True:
+        revents = []
+        queues = []
+        for fd, events in fds:
+            if fd < 0:
+                revents.append(0)
+                continue
+            try:
+                desc = t.fdtable.get(fd)
+            except SysError:
+                revents.append(POLLNVAL)
+                continue
+            revents.append(desc.readiness(events | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP))
+            queues.append(desc.waitqueue)
+        if any(revents) or (deadline is not None and time.monotonic() >= deadline):
+            return revents
+        reason = yield Block(queues, deadline=deadline)
+        if reason == INTERRUPTED:
+            return None
+
+
+def _deadline_from_ts(t, ts):
+    if not ts:
+        return None
+    sec, nsec = struct.unpack("<qq", t.mm.read(ts, 16))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        raise SysError(errno.EINVAL)
+    return time.monotonic() + sec + nsec / 1e9
+
+
+def _do_poll(t, ufds, nfds, deadline, restart_code):
+    if nfds > t.fdtable.limit:
+        raise SysError(errno.EINVAL)
+    raw = t.mm.read(ufds, 8 * nfds) if nfds else b""
+    fds = [(struct.unpack_from("<i", raw, 8 * i)[0], struct.unpack_from("<h", raw, 8 * i + 4)[0] & 0xffff)
+           for i in range(nfds)]
+    rev = yield from _poll_wait(t, fds, deadline)
+    if rev is None:
+        return restart_code
+    out = bytearray(raw)
+    for i, r in enumerate(rev):
+        struct.pack_into("<H", out, 8 * i + 6, r & 0xffff)
+    if nfds:
+        t.mm.write(ufds, out)
+    return sum(1 for r in rev if r)
+
+
+@syscall("poll", ("ptr", "int", "int"))
+def sys_poll(t, ufds, nfds, timeout, *_):
+    timeout = s32(timeout)
+    deadline = None if timeout < 0 else time.monotonic() + timeout / 1000
+    return _do_poll(t, ufds, nfds, deadline, -516)
+
+
+def _with_sigmask(t, sigmask_addr, size):
+    if sigmask_addr:
+        if size != 8:
+            raise SysError(errno.EINVAL)
+        mask = struct.unpack("<Q", t.mm.read(sigmask_addr, 8))[0] & ~S.UNBLOCKABLE
+        t.saved_sigmask = t.sigmask
+        t.sigmask = mask
+
+
+def _restore_sigmask_unless_interrupted(t, r):
+    if r != -errno.EINTR and t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+
+
+@syscall("ppoll", ("ptr", "int", "ptr", "ptr", "size"))
+def sys_ppoll(t, ufds, nfds, ts, sigmask, size, _a5):
+    deadline = _deadline_from_ts(t, ts)
+    _with_sigmask(t, sigmask, size)
+    r = yield from _do_poll(t, ufds, nfds, deadline, -errno.EINTR)
+    _restore_sigmask_unless_interrupted(t, r)
+    return r
+
+
+def _do_select(t, n, rp, wp, ep, deadline, restart_code):
+    if s32(n) < 0:
+        raise SysError(errno.EINVAL)
+    n = min(n, t.fdtable.limit)
+    nbytes = ((n + 63) // 64) * 8
+    sets = [int.from_bytes(t.mm.read(p, nbytes), "little") if p and nbytes else 0 for p in (rp, wp, ep)]
+    fds = []
+    for fd in range(n):
+        ev = 0
+        if sets[0] >> fd & 1:
+            ev |= POLLIN
+        if sets[1] >> fd & 1:
+            ev |= POLLOUT
+        if sets[2] >> fd & 1:
+            ev |= 0x002
+        if ev:
+            if fd not in t.fdtable:
+                raise SysError(errno.EBADF)
+            fds.append((fd, ev))
+    rev = yield from _poll_wait(t, fds, deadline)
+    if rev is None:
+        return restart_code
+    out = [0, 0, 0]
+    count = 0
+    for (fd, ev), r in zip(fds, rev):
+        if ev & POLLIN and r & (POLLIN | POLLHUP | POLLERR):
+            out[0] |= 1 << fd
+            count += 1
+        if ev & POLLOUT and r & (POLLOUT | POLLERR):
+            out[1] |= 1 << fd
+            count += 1
+        if ev & 0x002 and r & 0x002:
+            out[2] |= 1 << fd
+            count += 1
+    for p, v in zip((rp, wp, ep), out):
+        if p and nbytes:
+            t.mm.write(p, v.to_bytes(nbytes, "little"))
+    return count
+
+
+@syscall("select", ("int", "ptr", "ptr", "ptr", "ptr"))
+def sys_select(t, n, rp, wp, ep, tv, _a5):
+    deadline = None
+    if tv:
+        sec, usec = struct.unpack("<qq", t.mm.read(tv, 16))
+        if sec < 0 or not 0 <= usec < 1_000_000:
+            raise SysError(errno.EINVAL)
+        deadline = time.monotonic() + sec + usec / 1e6
+    return _do_select(t, n, rp, wp, ep, deadline, -514)
+
+
+@syscall("pselect6", ("int", "ptr", "ptr", "ptr", "ptr", "ptr"))
+def sys_pselect6(t, n, rp, wp, ep, ts, sig):
+    deadline = _deadline_from_ts(t, ts)
+    if sig:
+        mask_addr, size = struct.unpack("<QQ", t.mm.read(sig, 16))
+        _with_sigmask(t, mask_addr, size)
+    r = yield from _do_select(t, n, rp, wp, ep, deadline, -errno.EINTR)
+    _restore_sigmask_unless_interrupted(t, r)
+    return r

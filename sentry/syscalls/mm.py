@@ -1,0 +1,156 @@
+"""Memory: mmap, munmap, mprotect, mremap, brk, madvise."""
+import errno
+
+from ..kernel.errors import SysError
+from ..mm.addrspace import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
+                            MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE, page_up)
+from ..mm.memfile import PAGE
+from .table import syscall, PARTIAL
+
+MAP_SHARED_VALIDATE, MAP_GROWSDOWN, MAP_STACK, MAP_NORESERVE = 0x03, 0x100, 0x20000, 0x4000
+MAP_POPULATE, MAP_HUGETLB = 0x8000, 0x40000
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
+
+
+@syscall("mmap", ("ptr", "size", "flags:prot", "flags:map", "fd", "hex"), ret="hex",
+         support=PARTIAL, note="MAP_SHARED file mappings are private copies (no write-back)")
+def sys_mmap(t, addr, length, prot, flags, fd, off):
+    mm = t.mm
+    if length == 0 or off % PAGE or addr % PAGE and flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        raise SysError(errno.EINVAL)
+    kind = flags & 0x03
+    if kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        raise SysError(errno.EINVAL)
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+        raise SysError(errno.EINVAL)
+    if flags & MAP_HUGETLB:
+        raise SysError(errno.EINVAL)
+    length = page_up(length)
+    if length >= mm.max_addr:
+        raise SysError(errno.ENOMEM)
+    desc = None
+    if not flags & MAP_ANONYMOUS:
+        desc = t.fdtable.get(fd & 0xffffffff)
+        if not desc.readable or desc.location is None:
+            raise SysError(errno.EACCES if desc.location is not None else errno.ENODEV)
+        if kind != MAP_PRIVATE and prot & PROT_WRITE and not desc.writable:
+            raise SysError(errno.EACCES)
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if addr + length > mm.max_addr or addr < 0x1000:
+            raise SysError(errno.EPERM if addr < 0x1000 else errno.ENOMEM)
+        if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and mm._overlapping(addr, addr + length):
+            raise SysError(errno.EEXIST)
+        start = addr
+    else:
+        start = mm.find_free(length, addr)
+    shared = kind != MAP_PRIVATE
+    if desc is None:
+        mm.map_anon(start, length, prot, shared, b"/dev/zero (deleted)" if shared else b"")
+    else:
+        st = desc.stat()
+        name = desc.location.path_from(t.fs.root)
+
+        def fill(dst):
+            desc.pread_for_mmap(off, dst)
+        mm.map_file_private(start, length, prot, fill, name, off, st.dev, st.ino)
+    return start
+
+
+@syscall("munmap", ("ptr", "size"))
+def sys_munmap(t, addr, length, *_):
+    t.mm.unmap(addr, length)
+    return 0
+
+
+@syscall("mprotect", ("ptr", "size", "flags:prot"))
+def sys_mprotect(t, addr, length, prot, *_):
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x01000000 | 0x02000000):
+        raise SysError(errno.EINVAL)
+    if length == 0:
+        return 0
+    t.mm.protect(addr, length, prot & 7)
+    return 0
+
+
+@syscall("brk", ("ptr",), ret="hex")
+def sys_brk(t, addr, *_):
+    return t.mm.set_brk(addr)
+
+
+@syscall("madvise", ("ptr", "size", "int"), support=PARTIAL,
+         note="DONTNEED/FREE/REMOVE zero private anonymous pages; other advice is accepted")
+def sys_madvise(t, addr, length, advice, *_):
+    if addr % PAGE:
+        raise SysError(errno.EINVAL)
+    length = page_up(length)
+    if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
+        mm = t.mm
+        for v in mm._overlapping(addr, addr + length):
+            if v.prot == 0 and advice == MADV_DONTNEED:
+                continue
+            lo, hi = max(v.start, addr), min(v.end, addr + length)
+            if not v.shared:
+                mm.zero_range(v, lo, hi)
+        return 0
+    return 0
+
+
+@syscall("mremap", ("ptr", "size", "size", "flags", "ptr"), ret="hex", support=PARTIAL,
+         note="moves by copying")
+def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
+    mm = t.mm
+    if old % PAGE or flags & ~7 or new_len == 0:
+        raise SysError(errno.EINVAL)
+    old_len, new_len = page_up(old_len), page_up(new_len)
+    v = mm.find(old)
+    if v is None or old + old_len > v.end:
+        raise SysError(errno.EFAULT)
+    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
+        raise SysError(errno.EINVAL)
+    if new_len <= old_len and not flags & MREMAP_FIXED:
+        if new_len < old_len:
+            mm.unmap(old + new_len, old_len - new_len)
+        return old
+    if not flags & MREMAP_FIXED and not mm._overlapping(old + old_len, old + new_len) \
+            and old + new_len <= mm.max_addr:
+        dest = old
+    elif flags & MREMAP_MAYMOVE:
+        dest = new_addr if flags & MREMAP_FIXED else mm.find_free(new_len)
+    else:
+        raise SysError(errno.ENOMEM)
+    data = mm.read(old, min(old_len, new_len))
+    prot, shared, name = v.prot, v.shared, v.name
+    mm.unmap(old, old_len)
+    nv = mm.map_anon(dest, new_len, prot, shared, name)
+    mm.memfile.view[nv.region.off:nv.region.off + len(data)] = data
+    return dest
+
+
+@syscall("msync", ("ptr", "size", "flags"), support=PARTIAL, note="no write-back")
+def sys_msync(t, addr, length, flags, *_):
+    if addr % PAGE or flags & ~7:
+        raise SysError(errno.EINVAL)
+    return 0
+
+
+@syscall("mlock", ("ptr", "size"))
+def sys_mlock(t, *_):
+    return 0
+
+
+@syscall("munlock", ("ptr", "size"))
+def sys_munlock(t, *_):
+    return 0
+
+
+@syscall("mincore", ("ptr", "size", "ptr"))
+def sys_mincore(t, addr, length, vec, *_):
+    if addr % PAGE:
+        raise SysError(errno.EINVAL)
+    n = page_up(length) // PAGE
+    for i in range(n):
+        if t.mm.find(addr + i * PAGE) is None:
+            raise SysError(errno.ENOMEM)
+    t.mm.write(vec, b"\1" * n)
+    return 0

@@ -1,0 +1,761 @@
+"""Processes and threads: clone/fork/vfork, execve, exit, wait, ids, sessions, limits."""
+import errno
+import os
+import struct
+import time
+
+from ..kernel import signals as S
+from ..kernel.errors import SysError
+from ..kernel.sigframe import pack_siginfo
+from ..kernel.task import Task, FSContext, RLIM_INFINITY
+from ..kernel.wait import Block
+from .table import syscall, PARTIAL
+
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
+CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_DETACHED = 0x100000, 0x200000, 0x400000
+CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_IO = 0x800000, 0x1000000, 0x80000000
+CLONE_NS_FLAGS = 0x7E020000 & ~CLONE_THREAD & ~CLONE_SETTLS & ~CLONE_PARENT_SETTID & ~CLONE_CHILD_CLEARTID & ~CLONE_DETACHED & ~CLONE_UNTRACED & ~CLONE_CHILD_SETTID
+MAX_ARGS = 1 << 17
+
+
+def do_clone(t, flags, stack, ptid, ctid, tls):
+    k = t.kernel
+    sig = flags & 0xff
+    flags &= ~0xff
+    if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        raise SysError(errno.EINVAL)
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
+        raise SysError(errno.EINVAL)
+    if flags & (CLONE_NEWNS | 0x7C000000):
+        raise SysError(errno.EPERM)       # namespaces inside the sandbox: not offered
+    if flags & CLONE_PIDFD:
+        raise SysError(errno.EINVAL)
+    parent = t
+    if flags & CLONE_VM:
+        mm = t.mm
+        mm.users += 1
+        ctx = k.platform.new_context(mm.pas)
+    else:
+        pas = k.platform.new_address_space(k.memfile)
+        mm = t.mm.fork(pas)
+        ctx = k.platform.new_context(pas)
+    tid = k.alloc_pid()
+    if flags & CLONE_THREAD:
+        tg = t.tg
+    else:
+        ptg = t.tg.parent if flags & CLONE_PARENT else t.tg
+        tg = k.new_group(ptg, tid)
+        tg.exit_signal = sig
+        tg.handlers = t.tg.handlers if flags & CLONE_SIGHAND else t.tg.handlers.copy()
+        tg.rlimits = dict(t.tg.rlimits)
+        for a in ("uid", "gid", "euid", "egid", "suid", "sgid", "groups", "comm"):
+            setattr(tg, a, getattr(t.tg, a))
+        k.set_pgrp(tg, t.tg.pgrp.pgid, t.tg.session)
+    if flags & CLONE_FILES:
+        fdt = t.fdtable
+        fdt.users = getattr(fdt, "users", 1) + 1
+    else:
+        fdt = t.fdtable.fork()
+        fdt.users = 1
+    fs = t.fs if flags & CLONE_FS else t.fs.copy()
+    child = Task(k, tid, tg, ctx, mm, fdt, fs)
+    tg.tasks.append(child)
+    if tg.leader is None:
+        tg.leader = child
+    k.tasks[tid] = child
+    child.sigmask = t.sigmask
+    child.comm = t.comm
+    # Registers: the child returns 0 from the same syscall.
+    src, dst = t.ctx.regs, ctx.regs
+    for name in ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rcx",
+                 "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
+                 "fs_base", "gs_base", "ds", "es", "fs", "gs"):
+        setattr(dst, name, getattr(src, name))
+    dst.rax = 0
+    if stack:
+        dst.rsp = stack
+    if flags & CLONE_SETTLS:
+        dst.fs_base = tls
+    try:
+        fp = t.ctx.get_fpstate()
+        ctx.set_fpstate(fp)
+    except Exception:
+        pass
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    if flags & CLONE_PARENT_SETTID:
+        t.mm.write(ptid, struct.pack("<i", tid))
+    if flags & CLONE_CHILD_SETTID:
+        mm.write(ctid, struct.pack("<i", tid))
+    k.runq.append((k.resume, child))
+    if flags & CLONE_VFORK:
+        done = _VforkDone()
+        child.vfork_child_done = done
+        return _wait_vfork(done, tid)
+    return tid
+
+
+class _VforkDone:
+    def __init__(self):
+        from ..kernel.wait import WaitQueue
+        self.wq = WaitQueue()
+        self.done = False
+
+    def notify(self):
+        self.done = True
+        self.wq.notify()
+
+
+def _wait_vfork(done, tid):
+    while not done.done:
+        yield Block([done.wq], interruptible=False)
+    return tid
+
+
+@syscall("clone", ("flags:clone", "ptr", "ptr", "ptr", "hex"))
+def sys_clone(t, flags, stack, ptid, ctid, tls, _a5):
+    return do_clone(t, flags, stack, ptid, ctid, tls)
+
+
+@syscall("clone3", ("ptr", "size"), support=PARTIAL, note="no CLONE_PIDFD, set_tid, cgroup")
+def sys_clone3(t, uargs, size, *_):
+    if size < 64:
+        raise SysError(errno.EINVAL)
+    data = t.mm.read(uargs, 64)
+    flags, pidfd, ctid, ptid, exit_signal, stack, stack_size, tls = struct.unpack("<8Q", data)
+    if exit_signal > 64:
+        raise SysError(errno.EINVAL)
+    return do_clone(t, flags | exit_signal, stack + stack_size if stack else 0, ptid, ctid, tls)
+
+
+@syscall("fork")
+def sys_fork(t, *_):
+    return do_clone(t, S.SIGCHLD, 0, 0, 0, 0)
+
+
+@syscall("vfork")
+def sys_vfork(t, *_):
+    return do_clone(t, CLONE_VM | CLONE_VFORK | S.SIGCHLD, 0, 0, 0, 0)
+
+
+def _read_string_array(t, addr, limit=MAX_ARGS) -> list:
+    out = []
+    if not addr:
+        return out
+    while True:
+        p = struct.unpack("<Q", t.mm.read(addr + 8 * len(out), 8))[0]
+        if not p:
+            return out
+        out.append(t.mm.read_cstring(p, 1 << 17))
+        if len(out) > limit:
+            raise SysError(errno.E2BIG)
+
+
+@syscall("execve", ("path", "ptr", "ptr"))
+def sys_execve(t, path, argv, envp, *_):
+    return do_execve(t, None, t.mm.read_cstring(path), _read_string_array(t, argv),
+                     _read_string_array(t, envp), 0)
+
+
+@syscall("execveat", ("fd", "path", "ptr", "ptr", "flags"), support=PARTIAL,
+         note="AT_EMPTY_PATH not supported")
+def sys_execveat(t, dirfd, path, argv, envp, flags, _a5):
+    p = t.mm.read_cstring(path)
+    if not p.startswith(b"/") and dirfd != -100 & 0xffffffff:
+        raise SysError(errno.ENOSYS)
+    return do_execve(t, None, p, _read_string_array(t, argv), _read_string_array(t, envp), flags)
+
+
+def do_execve(t, dirfd, path, argv, envp, flags):
+    from ..kernel.exec import load
+    k = t.kernel
+    img = load(k, t, path, argv, envp)
+    # Point of no return: other threads die, the task takes the new image.
+    tg = t.tg
+    for th in list(tg.tasks):
+        if th is not t and not th.dead:
+            th.tg = tg
+            if th.block is not None:
+                for q in th.block.queues:
+                    q.remove(th)
+                th.block = None
+            k._exit_thread(th) if not th.in_app else th.ctx.interrupt()
+    if t.tid != tg.tgid:
+        # The exec'ing thread takes over the leader's pid.
+        k.tasks.pop(t.tid, None)
+        t.tid = tg.tgid
+        k.tasks[t.tid] = t
+    tg.tasks = [t]
+    tg.leader = t
+    old_mm, old_ctx = t.mm, t.ctx
+    t.ctx = k.platform.new_context(img.mm.pas)
+    t.ctx.task = t
+    old_ctx.release()
+    old_mm.users -= 1
+    if old_mm.users <= 0:
+        old_mm.release()
+    t.mm = img.mm
+    if t.vfork_child_done is not None:
+        done, t.vfork_child_done = t.vfork_child_done, None
+        done.notify()
+    if getattr(t.fdtable, "users", 1) > 1:
+        t.fdtable.users -= 1
+        t.fdtable = t.fdtable.fork()
+        t.fdtable.users = 1
+    t.fdtable.on_exec()
+    tg.handlers = tg.handlers.copy()
+    tg.handlers.reset_for_exec()
+    t.altstack = (0, 2, 0)
+    t.clear_child_tid = 0
+    t.robust_list = 0
+    name = img.exe_path.rsplit(b"/", 1)[-1][:15]
+    t.comm = tg.comm = name
+    regs = t.ctx.regs
+    for n in ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax",
+              "rcx", "rdx", "rsi", "rdi"):
+        setattr(regs, n, 0)
+    regs.rip = img.entry
+    regs.rsp = img.sp
+    regs.fs_base = 0
+    regs.gs_base = 0
+    regs.eflags = 0x202
+    regs.orig_rax = (1 << 64) - 1
+    t.ctx.set_fpstate(_initial_fp())
+    if k.strace is not None:
+        from ..kernel.strace import leave
+        leave(k, t, 0)
+    k.return_to_user(t)
+    return None
+
+
+def _initial_fp():
+    fp = bytearray(512)
+    struct.pack_into("<H", fp, 0, 0x37F)
+    struct.pack_into("<I", fp, 24, 0x1F80)
+    struct.pack_into("<I", fp, 28, 0xFFFF)
+    return bytes(fp)
+
+
+@syscall("exit", ("int",))
+def sys_exit(t, code, *_):
+    if t.kernel.strace is not None:
+        from ..kernel.strace import leave
+        leave(t.kernel, t, None)
+    t.kernel.exit_thread(t, code)
+    return None
+
+
+@syscall("exit_group", ("int",))
+def sys_exit_group(t, code, *_):
+    if t.kernel.strace is not None:
+        from ..kernel.strace import leave
+        leave(t.kernel, t, None)
+    t.kernel.exit_group(t.tg, (code & 0xff) << 8)
+    return None
+
+
+# ---- wait ----------------------------------------------------------------------------
+WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 2, 4, 8, 0x01000000
+WALL, WCLONE, WNOTHREAD = 0x40000000, 0x80000000, 0x20000000
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+
+
+def _matches(t, child, idtype, ident):
+    if idtype == P_PID:
+        return child.tgid == ident
+    if idtype == P_PGID:
+        return child.pgrp is not None and child.pgrp.pgid == (ident or t.tg.pgrp.pgid)
+    return True
+
+
+def _find_waitable(t, idtype, ident, options):
+    """(child, kind) where kind is 'exit', 'stop' or 'cont'; ECHILD when none could ever be."""
+    candidates = [c for c in t.tg.children if _matches(t, c, idtype, ident)]
+    if not candidates:
+        raise SysError(errno.ECHILD)
+    for c in candidates:
+        if c.exit_status is not None and options & WEXITED:
+            return c, "exit"
+        rep = c.stop_report
+        if rep is not None:
+            if rep[0] == "stop" and options & WSTOPPED and c.stopped:
+                return c, "stop"
+            if rep[0] == "cont" and options & WCONTINUED:
+                return c, "cont"
+    return None, None
+
+
+def _wait_loop(t, idtype, ident, options):
+    while True:
+        child, kind = _find_waitable(t, idtype, ident, options)
+        if child is not None:
+            return child, kind
+        if options & WNOHANG:
+            return None, None
+        reason = yield Block([t.tg.child_wq])
+        if reason == "interrupted":
+            raise SysError(512)      # ERESTARTSYS
+
+
+def _consume(t, child, kind, options):
+    k = t.kernel
+    if kind == "exit":
+        status = child.exit_status
+        if not options & WNOWAIT:
+            t.tg.child_utime += child.utime
+            k._reap(child)
+        return status
+    if kind == "stop":
+        status = (child.stop_report[1] << 8) | 0x7f
+    else:
+        status = 0xffff
+    if not options & WNOWAIT:
+        child.stop_report = None
+    return status
+
+
+@syscall("wait4", ("int", "ptr", "flags:wait", "ptr"))
+def sys_wait4(t, pid, wstatus, options, rusage, *_):
+    pid = pid - (1 << 64) if pid >> 63 else pid
+    pid = pid - (1 << 32) if pid >> 31 and pid < (1 << 32) else pid
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE | WNOTHREAD):
+        raise SysError(errno.EINVAL)
+    if pid < -1:
+        idtype, ident = P_PGID, -pid
+    elif pid == -1:
+        idtype, ident = P_ALL, 0
+    elif pid == 0:
+        idtype, ident = P_PGID, 0
+    else:
+        idtype, ident = P_PID, pid
+    child, kind = yield from _wait_loop(t, idtype, ident, options | WEXITED)
+    if child is None:
+        return 0
+    cpid = child.tgid
+    status = _consume(t, child, kind, options)
+    if wstatus:
+        t.mm.write(wstatus, struct.pack("<i", status))
+    if rusage:
+        t.mm.write(rusage, bytes(144))
+    return cpid
+
+
+@syscall("waitid", ("int", "int", "ptr", "flags:wait", "ptr"))
+def sys_waitid(t, idtype, ident, infop, options, rusage, _a5):
+    if idtype not in (P_ALL, P_PID, P_PGID) or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise SysError(errno.EINVAL)
+    child, kind = yield from _wait_loop(t, idtype, ident & 0xffffffff, options)
+    if child is None:
+        if infop:
+            t.mm.write(infop, bytes(128))
+        return 0
+    cpid, uid = child.tgid, child.uid
+    status = _consume(t, child, kind, options)
+    if kind == "exit":
+        if status & 0x7f:
+            code = S.CLD_DUMPED if status & 0x80 else S.CLD_KILLED
+            st = status & 0x7f
+        else:
+            code, st = S.CLD_EXITED, (status >> 8) & 0xff
+    elif kind == "stop":
+        code, st = S.CLD_STOPPED, (status >> 8) & 0xff
+    else:
+        code, st = S.CLD_CONTINUED, S.SIGCONT
+    if infop:
+        t.mm.write(infop, pack_siginfo(S.SIGCHLD, code, pid=cpid, uid=uid, status=st))
+    return 0
+
+
+# ---- ids -----------------------------------------------------------------------------
+@syscall("getpid")
+def sys_getpid(t, *_):
+    return t.tg.tgid
+
+
+@syscall("gettid")
+def sys_gettid(t, *_):
+    return t.tid
+
+
+@syscall("getppid")
+def sys_getppid(t, *_):
+    p = t.tg.parent
+    return p.tgid if p is not None and t.tg is not t.kernel.init else 0
+
+
+@syscall("set_tid_address", ("ptr",))
+def sys_set_tid_address(t, addr, *_):
+    t.clear_child_tid = addr
+    return t.tid
+
+
+@syscall("set_robust_list", ("ptr", "size"))
+def sys_set_robust_list(t, head, size, *_):
+    if size != 24:
+        raise SysError(errno.EINVAL)
+    t.robust_list = head
+    return 0
+
+
+@syscall("get_robust_list", ("int", "ptr", "ptr"))
+def sys_get_robust_list(t, pid, headp, lenp, *_):
+    target = t if pid == 0 else t.kernel.tasks.get(pid)
+    if target is None:
+        raise SysError(errno.ESRCH)
+    t.mm.write(headp, struct.pack("<Q", target.robust_list))
+    t.mm.write(lenp, struct.pack("<Q", 24))
+    return 0
+
+
+def _idsyscall(name, attr):
+    @syscall(name)
+    def handler(t, *_):
+        return getattr(t.tg, attr)
+    return handler
+
+
+_idsyscall("getuid", "uid")
+_idsyscall("geteuid", "euid")
+_idsyscall("getgid", "gid")
+_idsyscall("getegid", "egid")
+
+
+def _may_set(tg, new, *allowed):
+    return tg.euid == 0 or new in allowed
+
+
+@syscall("setuid", ("int",))
+def sys_setuid(t, uid, *_):
+    tg = t.tg
+    uid &= 0xffffffff
+    if tg.euid == 0:
+        tg.uid = tg.euid = tg.suid = uid
+    elif uid in (tg.uid, tg.suid):
+        tg.euid = uid
+    else:
+        raise SysError(errno.EPERM)
+    return 0
+
+
+@syscall("setgid", ("int",))
+def sys_setgid(t, gid, *_):
+    tg = t.tg
+    gid &= 0xffffffff
+    if tg.euid == 0:
+        tg.gid = tg.egid = tg.sgid = gid
+    elif gid in (tg.gid, tg.sgid):
+        tg.egid = gid
+    else:
+        raise SysError(errno.EPERM)
+    return 0
+
+
+def _setres(t, names, values):
+    tg = t.tg
+    cur = [getattr(tg, n) for n in names]
+    for v in values:
+        if v != 0xffffffff and tg.euid != 0 and v not in cur:
+            raise SysError(errno.EPERM)
+    for n, v in zip(names, values):
+        if v != 0xffffffff:
+            setattr(tg, n, v)
+    return 0
+
+
+@syscall("setresuid", ("int", "int", "int"))
+def sys_setresuid(t, r, e, s, *_):
+    return _setres(t, ("uid", "euid", "suid"), [x & 0xffffffff for x in (r, e, s)])
+
+
+@syscall("setresgid", ("int", "int", "int"))
+def sys_setresgid(t, r, e, s, *_):
+    return _setres(t, ("gid", "egid", "sgid"), [x & 0xffffffff for x in (r, e, s)])
+
+
+@syscall("setreuid", ("int", "int"))
+def sys_setreuid(t, r, e, *_):
+    return _setres(t, ("uid", "euid"), [x & 0xffffffff for x in (r, e)])
+
+
+@syscall("setregid", ("int", "int"))
+def sys_setregid(t, r, e, *_):
+    return _setres(t, ("gid", "egid"), [x & 0xffffffff for x in (r, e)])
+
+
+@syscall("getresuid", ("ptr", "ptr", "ptr"))
+def sys_getresuid(t, r, e, s, *_):
+    for addr, v in ((r, t.tg.uid), (e, t.tg.euid), (s, t.tg.suid)):
+        t.mm.write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall("getresgid", ("ptr", "ptr", "ptr"))
+def sys_getresgid(t, r, e, s, *_):
+    for addr, v in ((r, t.tg.gid), (e, t.tg.egid), (s, t.tg.sgid)):
+        t.mm.write(addr, struct.pack("<I", v))
+    return 0
+
+
+@syscall("getgroups", ("int", "ptr"))
+def sys_getgroups(t, size, addr, *_):
+    groups = t.tg.groups
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise SysError(errno.EINVAL)
+    t.mm.write(addr, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+@syscall("setgroups", ("int", "ptr"))
+def sys_setgroups(t, size, addr, *_):
+    if t.tg.euid != 0:
+        raise SysError(errno.EPERM)
+    if size > 65536:
+        raise SysError(errno.EINVAL)
+    t.tg.groups = struct.unpack(f"<{size}I", t.mm.read(addr, 4 * size)) if size else ()
+    return 0
+
+
+@syscall("setfsuid", ("int",))
+def sys_setfsuid(t, uid, *_):
+    return t.tg.euid
+
+
+@syscall("setfsgid", ("int",))
+def sys_setfsgid(t, gid, *_):
+    return t.tg.egid
+
+
+# ---- sessions and process groups -------------------------------------------------------
+@syscall("getpgrp")
+def sys_getpgrp(t, *_):
+    return t.tg.pgrp.pgid
+
+
+@syscall("getpgid", ("int",))
+def sys_getpgid(t, pid, *_):
+    tg = t.tg if pid == 0 else t.kernel.groups.get(pid)
+    if tg is None:
+        raise SysError(errno.ESRCH)
+    return tg.pgrp.pgid
+
+
+@syscall("setpgid", ("int", "int"))
+def sys_setpgid(t, pid, pgid, *_):
+    k = t.kernel
+    tg = t.tg if pid == 0 else k.groups.get(pid)
+    if tg is None or (tg is not t.tg and tg.parent is not t.tg):
+        raise SysError(errno.ESRCH)
+    if pgid >> 31:
+        raise SysError(errno.EINVAL)
+    pgid = pgid or tg.tgid
+    if tg.session is not t.tg.session:
+        raise SysError(errno.EPERM)
+    if tg.session.sid == tg.tgid:
+        raise SysError(errno.EPERM)
+    pg = k.pgroups.get(pgid)
+    if pgid != tg.tgid and (pg is None or pg.session is not tg.session):
+        raise SysError(errno.EPERM)
+    k.set_pgrp(tg, pgid, tg.session)
+    return 0
+
+
+@syscall("getsid", ("int",))
+def sys_getsid(t, pid, *_):
+    tg = t.tg if pid == 0 else t.kernel.groups.get(pid)
+    if tg is None:
+        raise SysError(errno.ESRCH)
+    return tg.session.sid
+
+
+@syscall("setsid")
+def sys_setsid(t, *_):
+    k = t.kernel
+    if t.tg.tgid in k.pgroups:
+        raise SysError(errno.EPERM)
+    k.new_session(t.tg)
+    return t.tg.tgid
+
+
+# ---- limits --------------------------------------------------------------------------
+RLIMIT_NLIMITS = 16
+
+
+def _rlimit(t, pid, resource, new, old):
+    if resource >= RLIMIT_NLIMITS:
+        raise SysError(errno.EINVAL)
+    tg = t.tg if pid == 0 else t.kernel.groups.get(pid)
+    if tg is None:
+        raise SysError(errno.ESRCH)
+    cur = tg.rlimits[resource]
+    if new:
+        soft, hard = struct.unpack("<QQ", t.mm.read(new, 16))
+        if soft > hard:
+            raise SysError(errno.EINVAL)
+        if hard > cur[1] and tg.euid != 0:
+            raise SysError(errno.EPERM)
+        if resource == 7 and hard > 1048576:
+            raise SysError(errno.EPERM)
+    if old:
+        t.mm.write(old, struct.pack("<QQ", *cur))
+    if new:
+        tg.rlimits[resource] = (soft, hard)
+        if resource == 7:
+            t.fdtable.limit = soft
+    return 0
+
+
+@syscall("prlimit64", ("int", "int", "ptr", "ptr"))
+def sys_prlimit64(t, pid, resource, new, old, *_):
+    return _rlimit(t, pid, resource, new, old)
+
+
+@syscall("getrlimit", ("int", "ptr"))
+def sys_getrlimit(t, resource, old, *_):
+    return _rlimit(t, 0, resource, 0, old)
+
+
+@syscall("setrlimit", ("int", "ptr"))
+def sys_setrlimit(t, resource, new, *_):
+    return _rlimit(t, 0, resource, new, 0)
+
+
+@syscall("getrusage", ("int", "ptr"))
+def sys_getrusage(t, who, addr, *_):
+    ru = bytearray(144)
+    cpu = time.process_time() if who == 0 else 0.0
+    struct.pack_into("<qq", ru, 0, int(cpu), int(cpu % 1 * 1e6))
+    t.mm.write(addr, ru)
+    return 0
+
+
+@syscall("times", ("ptr",))
+def sys_times(t, addr, *_):
+    if addr:
+        t.mm.write(addr, bytes(32))
+    return int((time.monotonic() - t.kernel.boot_time) * 100) + 1
+
+
+@syscall("sched_yield")
+def sys_sched_yield(t, *_):
+    return 0
+
+
+@syscall("getcpu", ("ptr", "ptr", "ptr"))
+def sys_getcpu(t, cpu, node, _c, *_):
+    if cpu:
+        t.mm.write(cpu, b"\0\0\0\0")
+    if node:
+        t.mm.write(node, b"\0\0\0\0")
+    return 0
+
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+
+
+@syscall("arch_prctl", ("hex", "hex"), support=PARTIAL, note="FS/GS base only")
+def sys_arch_prctl(t, code, addr, *_):
+    regs = t.ctx.regs
+    if code == ARCH_SET_FS:
+        if addr >= 0x800000000000:
+            raise SysError(errno.EPERM)
+        regs.fs_base = addr
+    elif code == ARCH_SET_GS:
+        if addr >= 0x800000000000:
+            raise SysError(errno.EPERM)
+        regs.gs_base = addr
+    elif code == ARCH_GET_FS:
+        t.mm.write(addr, struct.pack("<Q", regs.fs_base))
+    elif code == ARCH_GET_GS:
+        t.mm.write(addr, struct.pack("<Q", regs.gs_base))
+    else:
+        raise SysError(errno.EINVAL)
+    return 0
+
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_NAME, PR_GET_NAME = 1, 2, 15, 16
+PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 3, 4, 38, 39
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_CAPBSET_READ = 36, 37, 23
+
+
+@syscall("prctl", ("int", "hex", "hex", "hex", "hex"), support=PARTIAL,
+         note="names, pdeathsig, dumpable, no_new_privs, subreaper")
+def sys_prctl(t, op, a2, a3, a4, a5, _a6):
+    if op == PR_SET_NAME:
+        t.comm = t.mm.read_cstring(a2, 4096)[:15]
+        return 0
+    if op == PR_GET_NAME:
+        t.mm.write(a2, t.comm[:15] + b"\0")
+        return 0
+    if op == PR_SET_PDEATHSIG:
+        if a2 > 64:
+            raise SysError(errno.EINVAL)
+        t.pdeathsig = a2
+        return 0
+    if op == PR_GET_PDEATHSIG:
+        t.mm.write(a2, struct.pack("<i", getattr(t, "pdeathsig", 0)))
+        return 0
+    if op == PR_GET_DUMPABLE:
+        return 1
+    if op == PR_SET_DUMPABLE:
+        return 0 if a2 in (0, 1) else -errno.EINVAL
+    if op == PR_SET_NO_NEW_PRIVS:
+        t.tg.no_new_privs = True
+        return 0
+    if op == PR_GET_NO_NEW_PRIVS:
+        return int(getattr(t.tg, "no_new_privs", False))
+    if op == PR_SET_CHILD_SUBREAPER:
+        t.tg.subreaper = bool(a2)
+        return 0
+    if op == PR_GET_CHILD_SUBREAPER:
+        t.mm.write(a2, struct.pack("<i", int(t.tg.subreaper)))
+        return 0
+    if op == PR_CAPBSET_READ:
+        return 1 if a2 <= 40 else -errno.EINVAL
+    raise SysError(errno.EINVAL)
+
+
+@syscall("uname", ("ptr",))
+def sys_uname(t, addr, *_):
+    k = t.kernel
+    fields = [b"Linux", k.hostname, k.release, b"#1 SMP pysentry", b"x86_64", k.domainname]
+    t.mm.write(addr, b"".join(f[:64].ljust(65, b"\0") for f in fields))
+    return 0
+
+
+@syscall("sethostname", ("str", "size"))
+def sys_sethostname(t, addr, n, *_):
+    if t.tg.euid != 0:
+        raise SysError(errno.EPERM)
+    if n > 64:
+        raise SysError(errno.EINVAL)
+    t.kernel.hostname = t.mm.read(addr, n)
+    return 0
+
+
+@syscall("umask", ("mode",))
+def sys_umask(t, mask, *_):
+    old = t.fs.umask
+    t.fs.umask = mask & 0o777
+    return old
+
+
+@syscall("capget", ("ptr", "ptr"), support=PARTIAL, note="root holds every capability")
+def sys_capget(t, hdr, data, *_):
+    version = struct.unpack("<I", t.mm.read(hdr, 4))[0]
+    if version not in (0x19980330, 0x20071026, 0x20080522):
+        t.mm.write(hdr, struct.pack("<I", 0x20080522))
+        raise SysError(errno.EINVAL)
+    if data:
+        full = 0xffffffff if t.tg.euid == 0 else 0
+        t.mm.write(data, struct.pack("<6I", full, full, 0, 0x1ff if full else 0, 0x1ff if full else 0, 0))
+    return 0
+
+
+@syscall("capset", ("ptr", "ptr"), support=PARTIAL, note="accepted, not enforced")
+def sys_capset(t, hdr, data, *_):
+    return 0

@@ -1,0 +1,37 @@
+"""Who is asking, and from where: the credentials and the root/cwd of a path walk."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .mount import Location
+
+
+@dataclass
+class Creds:
+    uid: int = 0
+    gid: int = 0
+    euid: int = 0
+    egid: int = 0
+    fsuid: int = 0
+    fsgid: int = 0
+    groups: tuple = ()
+
+    def in_group(self, gid: int, real: bool = False) -> bool:
+        return gid == (self.gid if real else self.fsgid) or gid in self.groups
+
+    def privileged(self, real: bool = False) -> bool:
+        """Holds CAP_DAC_OVERRIDE/CAP_FOWNER/...: uid 0 (the fs uid, or the real uid for
+        access(2) without AT_EACCESS). Linux drops the fs capabilities when fsuid leaves
+        0, which this reproduces."""
+        return (self.uid if real else self.fsuid) == 0
+
+
+ROOT_CREDS = Creds()
+
+
+@dataclass
+class PathContext:
+    root: Location
+    cwd: Location
+    creds: Creds
+    umask: int = 0o022

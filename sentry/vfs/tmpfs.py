@@ -1,0 +1,398 @@
+"""tmpfs: a POSIX filesystem held entirely in the sentry's memory.
+
+Regular files are sparse: a dict of 4 KiB pages, so a hole costs nothing and
+SEEK_DATA/SEEK_HOLE see page granularity like Linux's tmpfs. Directories map names to
+inodes and give each entry a serial number, which is its getdents position: serials only
+grow, so a position stays meaningful while entries come and go. Sizes and link counts
+follow Linux's shmem: a directory's nlink is 2 + its subdirectories, its size 20 bytes
+per entry plus 40.
+"""
+from __future__ import annotations
+
+import bisect
+import errno
+import itertools
+import os
+import stat as _st
+import weakref
+
+from ..kernel.errors import SysError
+from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, Dirent,
+                    Filesystem, Inode)
+from .stat import TMPFS_MAGIC, StatFS
+
+PAGE = 4096
+BOGO_DIRENT_SIZE = 20
+
+
+def _default_size_limit() -> int:
+    # Linux's default: half of RAM.
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):
+        return 1 << 30
+
+
+class TmpFS(Filesystem):
+    fstype = "tmpfs"
+
+    def __init__(self, mode: int = 0o1777, uid: int = 0, gid: int = 0,
+                 size_limit: int | None = None, max_inodes: int | None = None,
+                 first_ino: int = 1, fstype: str | None = None):
+        super().__init__()
+        if fstype:
+            self.fstype = fstype
+        self.size_limit = size_limit if size_limit is not None else _default_size_limit()
+        self.max_inodes = max_inodes if max_inodes is not None else self.size_limit // PAGE
+        self.pages_used = 0
+        self.inodes_used = 0
+        self._inos = itertools.count(first_ino)
+        self._mode = mode
+        self._root = TmpDir(self, mode & 0o7777, uid, gid)
+
+    def root(self) -> "TmpDir":
+        return self._root
+
+    def new_ino(self) -> int:
+        if self.inodes_used >= self.max_inodes:
+            raise SysError(errno.ENOSPC)
+        self.inodes_used += 1
+        return next(self._inos)
+
+    def charge_pages(self, n: int) -> None:
+        if n > 0 and (self.pages_used + n) * PAGE > self.size_limit:
+            raise SysError(errno.ENOSPC)
+        self.pages_used += n
+
+    def statfs(self) -> StatFS:
+        blocks = self.size_limit // PAGE
+        free = max(blocks - self.pages_used, 0)
+        return StatFS(fstype_magic=TMPFS_MAGIC, bsize=PAGE, blocks=blocks, bfree=free,
+                      bavail=free, files=self.max_inodes,
+                      ffree=max(self.max_inodes - self.inodes_used, 0), namelen=255,
+                      dev=self.dev)
+
+    def options(self) -> str:
+        return f"size={self.size_limit // 1024}k,mode={self._mode & 0o7777:o}"
+
+
+def _refund(fs: TmpFS, pages) -> None:
+    fs.inodes_used -= 1
+    if pages:
+        fs.pages_used -= len(pages)
+
+
+class TmpInode(Inode):
+    def __init__(self, fs: TmpFS, mode: int, uid: int, gid: int, rdev: int = 0):
+        super().__init__(fs, fs.new_ino(), mode, uid, gid, rdev)
+        self.xattrs: dict[bytes, bytes] = {}
+        # An inode's space is returned when the object dies: after its last name *and*
+        # its last open file are gone (an unlinked open file keeps its data, as POSIX says).
+        weakref.finalize(self, _refund, fs, getattr(self, "pages", None))
+
+    # Linux tmpfs supports trusted.*, security.* and user.* attributes.
+    def getxattr(self, name: bytes) -> bytes:
+        try:
+            return self.xattrs[name]
+        except KeyError:
+            raise SysError(errno.ENODATA) from None
+
+    def setxattr(self, name: bytes, value: bytes, flags: int = 0) -> None:
+        if flags & XATTR_CREATE and name in self.xattrs:
+            raise SysError(errno.EEXIST)
+        if flags & XATTR_REPLACE and name not in self.xattrs:
+            raise SysError(errno.ENODATA)
+        self.xattrs[name] = bytes(value)
+        self.touch(ctime=True)
+
+    def listxattr(self) -> list:
+        return list(self.xattrs)
+
+    def removexattr(self, name: bytes) -> None:
+        if self.xattrs.pop(name, None) is None:
+            raise SysError(errno.ENODATA)
+        self.touch(ctime=True)
+
+
+class TmpFile(TmpInode):
+    def __init__(self, fs, mode, uid, gid):
+        self.pages: dict[int, bytearray] = {}
+        super().__init__(fs, _st.S_IFREG | (mode & 0o7777), uid, gid)
+
+    def blocks(self) -> int:
+        return len(self.pages) * (PAGE // 512)
+
+    def read(self, offset: int, dst) -> int:
+        remaining = self.size - offset
+        done = 0
+        for view in dst:
+            if remaining <= 0:
+                break
+            want = min(len(view), remaining)
+            pos = 0
+            while pos < want:
+                idx, off = divmod(offset, PAGE)
+                n = min(PAGE - off, want - pos)
+                page = self.pages.get(idx)
+                if page is None:
+                    view[pos:pos + n] = bytes(n)
+                else:
+                    view[pos:pos + n] = page[off:off + n]
+                pos += n
+                offset += n
+            done += want
+            remaining -= want
+        return done
+
+    def write(self, offset: int, src) -> int:
+        done = 0
+        for view in src:
+            view = memoryview(view).cast("B") if not isinstance(view, memoryview) else view
+            pos = 0
+            while pos < len(view):
+                idx, off = divmod(offset, PAGE)
+                n = min(PAGE - off, len(view) - pos)
+                page = self.pages.get(idx)
+                if page is None:
+                    try:
+                        self.fs.charge_pages(1)
+                    except SysError:
+                        if done:
+                            return self._grew(offset, done)
+                        raise
+                    page = self.pages[idx] = bytearray(PAGE)
+                page[off:off + n] = view[pos:pos + n]
+                pos += n
+                offset += n
+                done += n
+        return self._grew(offset, done)
+
+    def _grew(self, end: int, done: int) -> int:
+        if end > self.size:
+            self.size = end
+        if done:
+            self.touch(mtime=True, ctime=True)
+        return done
+
+    def set_size(self, size: int) -> None:
+        if size < self.size:
+            last = (size + PAGE - 1) // PAGE          # first page index wholly past EOF
+            dropped = [i for i in self.pages if i >= last]
+            for i in dropped:
+                del self.pages[i]
+            self.fs.charge_pages(-len(dropped))
+            tail = size % PAGE
+            if tail and size // PAGE in self.pages:
+                page = self.pages[size // PAGE]
+                page[tail:] = bytes(PAGE - tail)
+        self.size = size
+
+    def seek_data(self, offset: int) -> int:
+        if offset >= self.size:
+            raise SysError(errno.ENXIO)
+        idxs = sorted(self.pages)
+        i = bisect.bisect_left(idxs, offset // PAGE)
+        if i == len(idxs):
+            raise SysError(errno.ENXIO)
+        start = max(idxs[i] * PAGE, offset)
+        if start >= self.size:
+            raise SysError(errno.ENXIO)
+        return start
+
+    def seek_hole(self, offset: int) -> int:
+        if offset >= self.size:
+            raise SysError(errno.ENXIO)
+        idx = offset // PAGE
+        while idx in self.pages:
+            idx += 1
+        return min(max(idx * PAGE, offset), self.size)
+
+
+
+class TmpSymlink(TmpInode):
+    def __init__(self, fs, target: bytes, uid, gid):
+        super().__init__(fs, _st.S_IFLNK | 0o777, uid, gid)
+        self.target = bytes(target)
+        self.size = len(self.target)
+
+    def readlink(self) -> bytes:
+        return self.target
+
+
+class TmpSpecial(TmpInode):
+    """Device nodes, FIFOs and sockets: only a type and an rdev; the VFS opens them."""
+
+
+class _Entry:
+    __slots__ = ("serial", "inode")
+
+    def __init__(self, serial: int, inode: Inode):
+        self.serial = serial
+        self.inode = inode
+
+
+class TmpDir(TmpInode):
+    def __init__(self, fs, mode, uid, gid):
+        super().__init__(fs, _st.S_IFDIR | (mode & 0o7777), uid, gid)
+        self.nlink = 2
+        self.size = 2 * BOGO_DIRENT_SIZE
+        self.entries: dict[bytes, _Entry] = {}
+        # (serial, name) in serial order; stale pairs are skipped and compacted lazily.
+        self._serials: list[int] = []
+        self._names: list[bytes] = []
+        self._next_serial = 2
+
+    def blocks(self) -> int:
+        return 0
+
+    # -- entry bookkeeping --------------------------------------------------------------
+    def _add(self, name: bytes, inode: Inode) -> None:
+        serial = self._next_serial
+        self._next_serial += 1
+        self.entries[name] = _Entry(serial, inode)
+        self._serials.append(serial)
+        self._names.append(name)
+        self.size += BOGO_DIRENT_SIZE
+        if inode.is_dir():
+            self.nlink += 1
+        self.touch(mtime=True, ctime=True)
+
+    def _remove(self, name: bytes) -> Inode:
+        inode = self.entries.pop(name).inode
+        self.size -= BOGO_DIRENT_SIZE
+        if inode.is_dir():
+            self.nlink -= 1
+        self.touch(mtime=True, ctime=True)
+        if len(self._serials) > 2 * len(self.entries) + 16:
+            self._compact()
+        return inode
+
+    def _compact(self) -> None:
+        pairs = [(s, n) for s, n in zip(self._serials, self._names)
+                 if n in self.entries and self.entries[n].serial == s]
+        self._serials = [s for s, _ in pairs]
+        self._names = [n for _, n in pairs]
+
+    def _get(self, name: bytes) -> Inode:
+        e = self.entries.get(name)
+        if e is None:
+            raise SysError(errno.ENOENT)
+        return e.inode
+
+    def _check_free(self, name: bytes) -> None:
+        if name in self.entries:
+            raise SysError(errno.EEXIST)
+        if self.nlink == 0:
+            raise SysError(errno.ENOENT)
+
+    # -- Inode interface ----------------------------------------------------------------
+    def lookup(self, name: bytes) -> Inode:
+        return self._get(name)
+
+    def create(self, name, mode, uid, gid) -> Inode:
+        self._check_free(name)
+        inode = TmpFile(self.fs, mode, uid, gid)
+        self._add(name, inode)
+        return inode
+
+    def new_tmpfile(self, mode, uid, gid) -> Inode:
+        inode = TmpFile(self.fs, mode, uid, gid)
+        inode.nlink = 0
+        return inode
+
+    def mkdir(self, name, mode, uid, gid) -> Inode:
+        self._check_free(name)
+        inode = TmpDir(self.fs, mode, uid, gid)
+        self._add(name, inode)
+        return inode
+
+    def mknod(self, name, mode, rdev, uid, gid) -> Inode:
+        self._check_free(name)
+        fmt = _st.S_IFMT(mode)
+        if fmt in (0, _st.S_IFREG):
+            inode = TmpFile(self.fs, mode, uid, gid)
+        elif fmt in (_st.S_IFCHR, _st.S_IFBLK, _st.S_IFIFO, _st.S_IFSOCK):
+            inode = TmpSpecial(self.fs, fmt | (mode & 0o7777), uid, gid,
+                               rdev if fmt in (_st.S_IFCHR, _st.S_IFBLK) else 0)
+        else:
+            raise SysError(errno.EINVAL)
+        self._add(name, inode)
+        return inode
+
+    def symlink(self, name, target, uid, gid) -> Inode:
+        self._check_free(name)
+        inode = TmpSymlink(self.fs, target, uid, gid)
+        self._add(name, inode)
+        return inode
+
+    def link(self, name, inode) -> None:
+        self._check_free(name)
+        inode.nlink += 1
+        inode.touch(ctime=True)
+        self._add(name, inode)
+
+    def unlink(self, name, inode) -> None:
+        victim = self._get(name)
+        if victim.is_dir():
+            raise SysError(errno.EISDIR)
+        self._remove(name)
+        victim.nlink -= 1
+        victim.touch(ctime=True)
+
+    def rmdir(self, name, inode) -> None:
+        victim = self._get(name)
+        if not victim.is_dir():
+            raise SysError(errno.ENOTDIR)
+        if victim.entries:
+            raise SysError(errno.ENOTEMPTY)
+        self._remove(name)
+        victim.nlink = 0
+        victim.touch(ctime=True)
+
+    def rename(self, oldname, newdir, newname, flags: int = 0) -> None:
+        if not isinstance(newdir, TmpDir) or newdir.fs is not self.fs:
+            raise SysError(errno.EXDEV)
+        src = self._get(oldname)
+        target_entry = newdir.entries.get(newname)
+        if flags & RENAME_EXCHANGE:
+            if target_entry is None:
+                raise SysError(errno.ENOENT)
+            dst = target_entry.inode
+            if src is dst:
+                return
+            self._remove(oldname)
+            newdir._remove(newname)
+            self._add(oldname, dst)
+            newdir._add(newname, src)
+            src.touch(ctime=True)
+            dst.touch(ctime=True)
+            return
+        if target_entry is not None:
+            if flags & RENAME_NOREPLACE:
+                raise SysError(errno.EEXIST)
+            dst = target_entry.inode
+            if dst is src:
+                return
+            if dst.is_dir():
+                if not src.is_dir():
+                    raise SysError(errno.EISDIR)
+                if dst.entries:
+                    raise SysError(errno.ENOTEMPTY)
+            elif src.is_dir():
+                raise SysError(errno.ENOTDIR)
+            newdir._remove(newname)
+            dst.nlink = 0 if dst.is_dir() else dst.nlink - 1
+            dst.touch(ctime=True)
+        self._remove(oldname)
+        newdir._add(newname, src)
+        src.touch(ctime=True)
+
+    def iterdir(self, offset: int):
+        i = bisect.bisect_left(self._serials, offset)
+        while i < len(self._serials):
+            serial, name = self._serials[i], self._names[i]
+            i += 1
+            e = self.entries.get(name)
+            if e is None or e.serial != serial:
+                continue
+            yield Dirent(e.inode.ino, serial + 1, e.inode.dtype(), name)
