@@ -110,7 +110,8 @@ class Sandbox:
         fdt = FDTable()
         fdt.users = 1
         for i, f in enumerate(files):
-            fdt.dup2_install(i, f) if hasattr(fdt, "dup2_install") else fdt._set(i, f, False)
+            fdt.dup2_install(i, f)
+            f.decref()
         ctx_root = self.vfs.root_context()
         fs = FSContext(ctx_root.root, ctx_root.root)
         try:

@@ -120,3 +120,13 @@ def test_remove_hands_back_the_reference():
     assert got is d and not d.was_released and 0 not in t
     got.decref()
     assert d.was_released
+
+
+def test_dup2_install_places_at_a_given_fd():
+    t = FDTable()
+    a, b = desc(), desc()
+    assert t.dup2_install(2, a) == 2 and a.refs == 2
+    assert t.install(desc()) == 0
+    t.dup2_install(2, b, cloexec=True)
+    assert t.get(2) is b and t.get_cloexec(2) and a.refs == 1
+    assert err(lambda: t.dup2_install(-1, a)) == errno.EBADF

@@ -469,6 +469,32 @@ PERMISSIONS = [
     ("stat", "sgid/d"), ("chroot", "pub"), ("mknod", "pub/x", 0o644),
 ]
 
+STICKY_AND_MOVES = [
+    ("mkdir", "tmp", 0o777), ("chmod", "tmp", 0o1777), ("mkdir", "tmp/rootdir", 0o777),
+    ("chmod", "tmp/rootdir", 0o777), ("mkdir", "tmp/userdir", 0o755),
+    ("chown", "tmp/userdir", 1000, 1000), ("mkdir", "tmp/userdir/locked", 0o555),
+    ("chown", "tmp/userdir/locked", 1000, 1000), ("mkdir", "open", 0o777),
+    ("chmod", "open", 0o777), ("open", "tmp/rootfile", RW_CREAT, 0o666),
+    ("chmod", "tmp/rootfile", 0o666), ("open", "open/suid", RW_CREAT, 0o666),
+    ("chmod", "open/suid", 0o6777), ("chown", "open/suid", 1000, 0),
+    ("open", "open/theirs", RW_CREAT, 0o644), ("mkdir", "rootdir755", 0o755),
+    ("open", "rootdir755/existing", RW_CREAT, 0o666), ("chmod", "rootdir755/existing", 0o666),
+    ("setuid", 1000, 1000, [1000]),
+    ("rename", "tmp/rootfile", "tmp/userdir/x"), ("unlink", "tmp/rootfile"),
+    ("rmdir", "tmp/rootdir"), ("rename", "tmp/rootdir", "tmp/rd2"),
+    ("open", "tmp/rootdir/mine", RW_CREAT), ("rename", "tmp/rootdir/mine", "tmp/mine"),
+    ("rename", "tmp/userdir/locked", "open/locked"), ("rename", "tmp/userdir/locked", "tmp/userdir/l2"),
+    ("rename", "tmp/userdir", "open/ud"), ("stat", "open/ud/l2"),
+    ("open", "rootdir755/existing", RW_CREAT), ("open", "rootdir755/new", RW_CREAT),
+    ("open", "rootdir755/existing", O.O_RDONLY | 0o1000000), ("open", "open/theirs", O.O_RDONLY | 0o1000000),
+    ("open", "open/suid", O.O_WRONLY | O.O_TRUNC), ("stat", "open/suid"),
+    ("chmod", "open/suid", 0o2755), ("stat", "open/suid"), ("mkdir", "open/dm", 0o7777),
+    ("stat", "open/dm"), ("umask", 0), ("mkdir", "open/dm2", 0o7777), ("stat", "open/dm2"),
+    ("open", "open/fm", RW_CREAT, 0o7777), ("stat", "open/fm"),
+    ("symlink", "theirs", "open/sl"), ("access", "open/sl", 2, 0x100), ("access", "open/sl", 2),
+    ("chown", "open/sl", 1000, 1000, False), ("chown", "open/fm", -1, 0),
+]
+
 ACCESS_REAL_IDS = [
     ("open", "secret", RW_CREAT, 0o600), ("chown", "secret", 1000, 1000),
     ("open", "rootonly", RW_CREAT, 0o600),
@@ -519,7 +545,7 @@ MOUNTS = [
 @pytest.mark.parametrize("name,ops", [
     ("basic", BASIC), ("symlinks", SYMLINKS), ("renames", RENAMES),
     ("links_and_data", LINKS_AND_DATA), ("permissions", PERMISSIONS),
-    ("access_real_ids", ACCESS_REAL_IDS), ("chroot", CHROOT), ("dead_cwd", DEAD_CWD),
+    ("access_real_ids", ACCESS_REAL_IDS), ("sticky_and_moves", STICKY_AND_MOVES), ("chroot", CHROOT), ("dead_cwd", DEAD_CWD),
     ("names", NAMES),
 ])
 def test_same_as_linux(name, ops):

@@ -59,6 +59,15 @@ def do_open(t, dirfd, path, flags, mode):
     ctx = t.path_context()
     desc = t.kernel.vfs.openat(ctx, _dir(t, dirfd), path, flags, mode)
     try:
+        # A FIFO opened without O_NONBLOCK waits for its peer.
+        while True:
+            try:
+                desc.open_wait()
+                break
+            except WouldBlock as wb:
+                reason = yield Block([desc.waitqueue], mask=wb.events)
+                if reason == INTERRUPTED:
+                    return -ERESTARTSYS
         return t.fdtable.install(desc, cloexec=bool(flags & O_CLOEXEC))
     finally:
         desc.decref()
@@ -118,6 +127,41 @@ def _io(t, desc, op, views, offset):
                 return -ERESTARTSYS
 
 
+def _io_write_all(t, desc, views, offset):
+    """A blocking write to a stream goes on until everything is written, as Linux's pipe
+    write does; a signal after partial progress returns the count written so far."""
+    if desc.flags & O_NONBLOCK or not desc.stream:
+        return (yield from _io(t, desc, desc.write, views, offset))
+    total, want = 0, sum(len(v) for v in views)
+    while True:
+        try:
+            n = desc.write(views, offset)
+        except WouldBlock as wb:
+            reason = yield Block([desc.waitqueue], mask=wb.events | POLLERR | POLLHUP)
+            if reason == INTERRUPTED:
+                return total or -ERESTARTSYS
+            continue
+        except SysError as e:
+            if total:
+                return total
+            raise
+        total += n
+        if total >= want or n == 0:
+            return total
+        views = _advance(views, n)
+
+
+def _advance(views, n):
+    out = []
+    for v in views:
+        if n >= len(v):
+            n -= len(v)
+            continue
+        out.append(v[n:])
+        n = 0
+    return out
+
+
 def _check_write_result(t, r):
     if r == -errno.EPIPE:
         from ..kernel.sigframe import pack_siginfo
@@ -140,7 +184,7 @@ def _write(t, fd, buf, count, offset):
         count = 0x7ffff000
     views = t.mm.views(buf, count, False) if count else []
     try:
-        r = yield from _io(t, desc, desc.write, views, offset)
+        r = yield from _io_write_all(t, desc, views, offset)
     except SysError as e:
         r = -e.errno
     return _check_write_result(t, r)
@@ -196,7 +240,7 @@ def _vwrite(t, fd, iov, cnt, offset):
     desc = t.fdtable.get(s32(fd))
     views = _iovecs(t, iov, cnt, False)
     try:
-        r = yield from _io(t, desc, desc.write, views, offset)
+        r = yield from _io_write_all(t, desc, views, offset)
     except SysError as e:
         r = -e.errno
     return _check_write_result(t, r)
@@ -678,7 +722,7 @@ def sys_fcntl(t, fd, cmd, arg, *_):
     if cmd == F_GETFL:
         return desc.flags
     if cmd == F_SETFL:
-        desc.set_status_flags(arg)
+        desc.set_status_flags(arg, t.path_context().creds)
         return 0
     if cmd in (F_GETLK, 36):          # F_GETLK / F_OFD_GETLK: nobody else holds a lock
         data = bytearray(t.mm.read(arg, 32))

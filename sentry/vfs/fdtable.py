@@ -91,6 +91,18 @@ class FDTable:
             old.decref()
         return newfd
 
+    def dup2_install(self, fd: int, desc, cloexec: bool = False) -> int:
+        """Put `desc` at exactly `fd` (closing what was there), taking a new reference,
+        like install(). For setting up a first task's stdin/stdout/stderr."""
+        if fd < 0 or fd >= self.limit:
+            raise SysError(errno.EBADF)
+        desc.incref()
+        old = self._files.get(fd)
+        self._set(fd, desc, cloexec)
+        if old is not None:
+            old.decref()
+        return fd
+
     # -- release --------------------------------------------------------------------------
     def remove(self, fd: int):
         """Take fd out of the table and return its description *with* the table's

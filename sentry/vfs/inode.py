@@ -35,7 +35,11 @@ Attributes (read by the VFS on every permission check, so keep them cheap)
 `stat()` builds a `Stat` from them (override it if you have a better source).
 `setattr(mode=, uid=, gid=, size=, atime_ns=, mtime_ns=, ctime_ns=)` changes the given ones
 (None = unchanged); the filesystem updates ctime itself when ctime_ns is None and something
-changed, and implements size changes of regular files (truncate/extend with zeros).
+changed, and implements size changes of regular files (truncate/extend with zeros). The
+base setattr stores the fields and calls `set_size(size)` for a size change.
+`touch(atime=, mtime=, ctime=)` sets the named times to now (the VFS calls it for relatime
+access-time updates after reads; a remote filesystem may make it a no-op). `blocks()` is
+st_blocks (512-byte units).
 
 Directory operations (only called on directories)
 -------------------------------------------------

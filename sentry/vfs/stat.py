@@ -74,6 +74,11 @@ _STATFS = struct.Struct("<qqQQQQQiiqqq32x")
 assert _STAT.size == 144 and _STATX.size == 256 and _STATFS.size == 120
 
 
+def _s32(x: int) -> int:
+    """f_fsid is two C ints: keep the low 32 bits, as a signed value."""
+    return ((x + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
 def _split_ns(ns: int) -> tuple[int, int]:
     sec, nsec = divmod(ns, 1_000_000_000)
     return sec, nsec
@@ -145,5 +150,5 @@ class StatFS:
     def pack_statfs(self) -> bytes:
         return _STATFS.pack(self.fstype_magic, self.bsize, self.blocks, self.bfree,
                             self.bavail, self.files, self.ffree,
-                            self.fsid[0], self.fsid[1], self.namelen,
+                            _s32(self.fsid[0]), _s32(self.fsid[1]), self.namelen,
                             self.frsize or self.bsize, self.flags)

@@ -24,7 +24,7 @@ import weakref
 
 from ..kernel.errors import SysError
 from . import attrs, perm
-from .context import Creds, PathContext, ROOT_CREDS
+from .context import Creds, PathContext
 from .dentry import Dentry
 from .devices import CharDevices, default_chardevs
 from .file import O_LARGEFILE, PathFile
@@ -53,7 +53,6 @@ F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 
 XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
-XATTR_LIST_MAX = 65536
 
 _ACC_WANT = {0: perm.MAY_READ, 1: perm.MAY_WRITE, 2: perm.MAY_READ | perm.MAY_WRITE,
              3: perm.MAY_READ | perm.MAY_WRITE}
@@ -73,7 +72,7 @@ class VirtualFS:
         self._sockets = weakref.WeakKeyDictionary()  # socket inode -> bound endpoint
 
     def root_context(self, creds: Creds | None = None) -> PathContext:
-        return PathContext(root=self.root, cwd=self.root, creds=creds or ROOT_CREDS)
+        return PathContext(root=self.root, cwd=self.root, creds=creds or Creds())
 
     # == dentries and mounts ===============================================================
     def lookup_dentry(self, loc: Location, name: bytes) -> Dentry:

@@ -1,0 +1,66 @@
+"""Shared test helpers: compile C programs at test time, run them natively and in pysentry.
+
+Differential tests run the same program both ways and compare what a user observes.
+"""
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROGS = pathlib.Path(__file__).resolve().parent / "progs"
+BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", "/tmp/pysentry-test-build"))
+SANDBOX_TIMEOUT = 120
+
+
+def compile_c(name_or_src: str, static: bool = True, extra=()) -> str:
+    """Compile tests/progs/NAME.c (or C source text) once per content; return the binary."""
+    src_path = PROGS / f"{name_or_src}.c"
+    src = src_path.read_text() if src_path.exists() else name_or_src
+    flags = ["-O1", "-pthread", "-Wall", "-Wno-unused-result"] + (["-static"] if static else []) + list(extra)
+    key = hashlib.sha256((src + repr(flags)).encode()).hexdigest()[:16]
+    BUILD.mkdir(parents=True, exist_ok=True)
+    out = BUILD / f"{src_path.stem if src_path.exists() else 'prog'}-{key}"
+    if not out.exists():
+        c = BUILD / f"{key}.c"
+        c.write_text(src)
+        subprocess.run(["gcc", *flags, "-o", str(out) + ".tmp", str(c)], check=True,
+                       capture_output=True)
+        os.rename(str(out) + ".tmp", out)
+    return str(out)
+
+
+def sandbox_cmd(argv, *opts):
+    return [sys.executable, "-m", "pysentry.sentry.cli", "run", *opts, "--", *argv]
+
+
+def run_sandbox(argv, *opts, input=None, timeout=SANDBOX_TIMEOUT, cwd=None, env=None):
+    return subprocess.run(sandbox_cmd(argv, *opts), input=input, capture_output=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def run_native(argv, input=None, timeout=60, cwd=None, env=None):
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, cwd=cwd,
+                          env=env)
+
+
+def assert_same(argv, *opts, input=None, cwd=None, env=None, check_stderr=True):
+    """Run natively and in the sandbox; stdout, exit status (and stderr) must match."""
+    nat = run_native(argv, input=input, cwd=cwd, env=env)
+    box = run_sandbox(argv, *opts, input=input, cwd=cwd, env=env)
+    assert box.stdout == nat.stdout, (
+        f"stdout differs\n--- native ---\n{nat.stdout[-3000:]!r}\n--- sandbox ---\n"
+        f"{box.stdout[-3000:]!r}\n--- sandbox stderr ---\n{box.stderr[-3000:].decode(errors='replace')}")
+    if check_stderr:
+        assert box.stderr == nat.stderr, (nat.stderr[-2000:], box.stderr[-2000:])
+    assert box.returncode == nat.returncode, (nat.returncode, box.returncode,
+                                             box.stderr[-3000:].decode(errors="replace"))
+    return box
+
+
+@pytest.fixture
+def cc():
+    return compile_c
