@@ -119,16 +119,27 @@ class PtraceContext(PlatformContext):
         lib.ps_setfpregs(self.tid, buf)
 
     def release(self):
-        """The host thread leaves: it runs exit(0) in the stub and its exit is reaped later."""
-        if self.tid in self.platform.contexts:
-            del self.platform.contexts[self.tid]
-            if not self.running and self.aspace.pid:
-                self.regs.rip = lib.ps_stub_syscall_addr()
-                self.regs.rax = SYS_EXIT
-                self.regs.rdi = 0
-                self.regs.orig_rax = 2**64 - 1
-                lib.ps_resume(self.tid, self.regs, 0, 0)
-            self.aspace.threads -= 1
+        """The host thread leaves: it runs exit(0) in the stub. A thread that is running
+        application code is first stopped (kicked); the exit happens at that stop."""
+        if self.platform.contexts.pop(self.tid, None) is None:
+            return
+        self.task = None
+        self.aspace.threads -= 1
+        if not self.aspace.pid:
+            return                       # the whole stub process is gone already
+        if self.running:
+            self.platform.leaving[self.tid] = self
+            lib.ps_kick(self.aspace.pid, self.tid)
+        else:
+            self._exit_now()
+
+    def _exit_now(self):
+        self.regs.rip = lib.ps_stub_syscall_addr()
+        self.regs.rax = SYS_EXIT
+        self.regs.rdi = 0
+        self.regs.orig_rax = 2**64 - 1
+        lib.ps_resume(self.tid, self.regs, 0, 0)
+        self.running = False
 
 
 class PtracePlatform(Platform):
@@ -140,6 +151,7 @@ class PtracePlatform(Platform):
         self.scratch = ffi.new("struct user_regs_struct*")
         self.contexts: dict[int, PtraceContext] = {}
         self.dead_pids: set[int] = set()
+        self.leaving: dict[int, PtraceContext] = {}   # released while running: exit at next stop
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
@@ -169,10 +181,13 @@ class PtracePlatform(Platform):
             tid = lib.ps_wait_any(status)
             if tid <= 0:
                 return
+            st = status[0]
             ctx = self.contexts.get(tid)
             if ctx is None:
+                gone = self.leaving.pop(tid, None)
+                if gone is not None and os.WIFSTOPPED(st) and gone.aspace.pid:
+                    gone._exit_now()
                 continue                  # a released thread or stub: nothing to do
-            st = status[0]
             if os.WIFEXITED(st) or os.WIFSIGNALED(st):
                 ctx.running = False
                 del self.contexts[tid]

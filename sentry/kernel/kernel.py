@@ -484,16 +484,7 @@ class Kernel:
         tg.exiting = True
         tg.group_exit_status = status
         for th in list(tg.tasks):
-            if th.dead:
-                continue
-            if th.block is not None:
-                for q in th.block.queues:
-                    q.remove(th)
-                th.block = None
-            if th.in_app:
-                th.ctx.interrupt()          # its exit happens on the interrupt event
-            else:
-                self._exit_thread(th)
+            self._exit_thread(th)
 
     def exit_thread(self, t, code):
         """exit(2) of one thread; the last one out ends the group."""
@@ -508,6 +499,12 @@ class Kernel:
             return
         t.dead = True
         t.gen = None
+        if t.block is not None:
+            for q in t.block.queues:
+                q.remove(t)
+            self.cancel_timer(getattr(t, "block_timer", None))
+            t.block = None
+        t.in_app = False
         if t.clear_child_tid:
             try:
                 t.mm.write(t.clear_child_tid, b"\0\0\0\0")

@@ -175,13 +175,8 @@ def do_execve(t, dirfd, path, argv, envp, flags):
     # Point of no return: other threads die, the task takes the new image.
     tg = t.tg
     for th in list(tg.tasks):
-        if th is not t and not th.dead:
-            th.tg = tg
-            if th.block is not None:
-                for q in th.block.queues:
-                    q.remove(th)
-                th.block = None
-            k._exit_thread(th) if not th.in_app else th.ctx.interrupt()
+        if th is not t:
+            k._exit_thread(th)
     if t.tid != tg.tgid:
         # The exec'ing thread takes over the leader's pid.
         k.tasks.pop(t.tid, None)

@@ -1,0 +1,112 @@
+"""Processes, threads, signals and memory: C programs run natively and in pysentry."""
+import signal
+
+from conftest import assert_same, compile_c, run_native, run_sandbox
+
+
+def test_threads_futex_signals_faults_fork():
+    assert_same([compile_c("threads_signals")])
+
+
+def test_memory_syscalls_cow_and_faults():
+    assert_same([compile_c("mm")])
+
+
+def test_exec_argv_envp_and_exit_status():
+    prog = compile_c(r'''
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/auxv.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) printf("argv[%d]=%s\n", i, argv[i]);
+    for (char **e = environ; *e; e++) if ((*e)[0] == 'Z') printf("env %s\n", *e);
+    printf("pagesz %lu uid %lu\n", getauxval(AT_PAGESZ), getauxval(AT_UID));
+    return argc;
+}''')
+    env = {"ZED": "1", "ZOO": "a b", "PATH": "/usr/bin:/bin"}
+    assert_same([prog, "one", "two words", ""], env=env)
+
+
+def test_killed_by_signal_exits_128_plus_n():
+    prog = compile_c(r'''
+#include <signal.h>
+int main(void) { raise(SIGTERM); return 0; }''')
+    assert run_native([prog]).returncode == -signal.SIGTERM
+    box = run_sandbox([prog])
+    assert box.returncode == 128 + signal.SIGTERM, box.stderr
+
+
+def test_unsupported_syscall_is_enosys_and_reported():
+    prog = compile_c(r'''
+#include <stdio.h>
+#include <errno.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) {
+    long r = syscall(999);
+    printf("r=%ld errno=%d\n", r, errno);
+    return 0;
+}''')
+    box = assert_same([prog], check_stderr=False)
+    assert b"syscall_999" in box.stderr or b"999" in box.stderr, box.stderr
+
+
+def test_bad_pointer_is_efault_not_a_crash():
+    prog = compile_c(r'''
+#include <stdio.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+int main(void) {
+    long r = syscall(SYS_write, 1, (void *)16, 10);
+    printf("write %ld %d\n", r, errno);
+    r = syscall(SYS_open, (void *)-4096L, O_RDONLY);
+    printf("open %ld %d\n", r, errno);
+    r = syscall(SYS_close, 4242);
+    printf("close %ld %d\n", r, errno);
+    return 0;
+}''')
+    assert_same([prog])
+
+
+def test_pid_is_one_and_ppid_zero():
+    prog = compile_c(r'''
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
+int main(void) {
+    printf("pid %d ppid %d\n", getpid(), getppid());
+    pid_t c = fork();
+    if (!c) { printf("child ppid %d\n", getppid()); return 0; }
+    waitpid(c, 0, 0);
+    return 0;
+}''')
+    box = run_sandbox([prog])
+    assert box.returncode == 0, box.stderr
+    assert box.stdout.splitlines() == [b"pid 1 ppid 0", b"child ppid 1"]
+
+
+def test_blocked_task_does_not_block_others():
+    # The parent blocks reading an empty pipe; the child keeps running and only then writes.
+    prog = compile_c(r'''
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
+int main(void) {
+    int p[2]; pipe(p);
+    pid_t c = fork();
+    if (!c) {
+        volatile unsigned long x = 0;
+        for (unsigned long i = 0; i < 20000000; i++) x += i;
+        for (int i = 0; i < 200; i++) getppid();   /* syscalls while the parent waits */
+        write(p[1], "go", 2);
+        return 0;
+    }
+    char buf[8]; int n = read(p[0], buf, sizeof buf);
+    printf("read %d %.2s\n", n, buf);
+    waitpid(c, 0, 0);
+    return 0;
+}''')
+    assert_same([prog])
