@@ -152,7 +152,7 @@ def _fpstate_frame_size(fpstate: bytes) -> tuple[int, bool]:
     """(bytes reserved for the FPU state, whether it is an XSAVE area)."""
     if len(fpstate) == FXSAVE_SIZE:
         return FXSAVE_SIZE, False
-    if len(fpstate) < MIN_XSTATE_SIZE or len(fpstate) % 64:
+    if len(fpstate) < MIN_XSTATE_SIZE:     # CPUID's XSAVE size need not be 64-aligned
         raise ValueError("fpstate must be a 512-byte FXSAVE area or an XSAVE area")
     return len(fpstate) + FP_XSTATE_MAGIC2_SIZE, True
 

@@ -12,9 +12,11 @@ from .table import syscall, unsupported, PARTIAL
 def sys_sysinfo(t, addr, *_):
     up = int(time.monotonic() - t.kernel.boot_time)
     total = 4 << 30
-    data = struct.pack("<q3QQQQQQHHQQI", up, 0, 0, 0, total, total // 2, 0, 0, 0, 0,
-                       len(t.kernel.groups), 0, 0, 0, 1)
-    t.mm.write(addr, data.ljust(112, b"\0")[:112])
+    # struct sysinfo: uptime, loads[3], total/free/shared/buffer ram, total/free swap,
+    # procs (u16) + pad, total/free high, mem_unit (u32), padding to 112 bytes.
+    data = struct.pack("<q3Q6QH6xQQI", up, 0, 0, 0, total, total // 2, 0, 0, 0, 0,
+                       len(t.kernel.groups), 0, 0, 1)
+    t.copy_out(addr, data.ljust(112, b"\0"))
     return 0
 
 
