@@ -64,6 +64,10 @@ def main(argv=None):
                  volumes=args.volume, strace=sys.stderr if args.strace else None)
     code = sb.run()
     sys.stdout.flush()
+    unsupported = sb.kernel.unsupported_counts
+    if unsupported and (args.debug or args.strace):
+        summary = ", ".join(f"{n} x{c}" for n, c in unsupported.most_common())
+        print(f"pysentry: unsupported syscalls made: {summary}", file=sys.stderr)
     return code
 
 

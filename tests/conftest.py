@@ -12,7 +12,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGS = pathlib.Path(__file__).resolve().parent / "progs"
-BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", "/tmp/pysentry-test-build"))
+# Not under /tmp: the sandbox has its own tmpfs there, so host files in /tmp are invisible.
+BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", str(ROOT / ".build" / "tests")))
 SANDBOX_TIMEOUT = 120
 
 

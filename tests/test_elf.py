@@ -536,8 +536,7 @@ def test_random_corruption_never_crashes(binaries):
         except SysError as e:
             assert e.errno in (errno.ENOEXEC, errno.EINVAL)
             outcomes.add(e.errno)
-    assert outcomes == {"ok", errno.ENOEXEC} or outcomes == {"ok", errno.ENOEXEC,
-                                                             errno.EINVAL}
+    assert {"ok", errno.ENOEXEC} <= outcomes      # the mutations hit both paths
 
 
 # --- #! scripts ----------------------------------------------------------------------

@@ -201,8 +201,8 @@ class Kernel:
         if entry is None or entry.handler is None:
             if entry is None or entry.support == "unsupported":
                 self.unsupported_counts[entry.name if entry else str(nr)] += 1
-                if self.strace is None and self.unsupported_counts[entry.name if entry else str(nr)] == 1:
-                    log.warning("unsupported syscall %s -> %s",
+                if self.unsupported_counts[entry.name if entry else str(nr)] == 1:
+                    log.info("unsupported syscall %s -> %s",
                                 entry.name if entry else nr,
                                 errno.errorcode.get(entry.errno if entry else errno.ENOSYS))
             self.complete(t, -(entry.errno if entry else errno.ENOSYS))

@@ -169,7 +169,9 @@ def build_rt_sigframe(regs: dict, fpstate: bytes, siginfo: bytes, sigmask: int,
       big as CPUID reports); for XSAVE the software bytes and magic2 are written here with
       `xfeatures` (the user XCR0 features; default: the area's XSTATE_BV | x87 | SSE).
     siginfo: 128 bytes (see pack_siginfo); its si_signo becomes the handler's rdi.
-    altstack: the task's sigaltstack (ss_sp, ss_flags, ss_size), or None if none.
+    altstack: the task's sigaltstack as stored (ss_sp, ss_flags, ss_size), or None for a
+      task that never called sigaltstack (Linux stores (0, 0, 0) then, and (0,
+      SS_DISABLE, 0) after an explicit disable; uc_stack gets these values verbatim).
     sa_onstack: the action has SA_ONSTACK (switch to the alternate stack if not on it).
     restorer: sa_restorer; x86-64 requires SA_RESTORER, so None is EFAULT as in Linux.
 
@@ -190,7 +192,7 @@ def build_rt_sigframe(regs: dict, fpstate: bytes, siginfo: bytes, sigmask: int,
     math_size, is_xsave = _fpstate_frame_size(fpstate)
     orig_sp = _u64(regs["rsp"] if sp is None else sp, "sp")
 
-    ss_sp, ss_flags, ss_size = (0, SS_DISABLE, 0) if altstack is None else altstack
+    ss_sp, ss_flags, ss_size = (0, 0, 0) if altstack is None else altstack
     ss_flags &= 0xFFFFFFFF
     if ss_flags & SS_DISABLE:
         ss_sp, ss_size = 0, 0
@@ -224,10 +226,10 @@ def build_rt_sigframe(regs: dict, fpstate: bytes, siginfo: bytes, sigmask: int,
     out = bytearray(fp_addr + math_size - frame_addr)
     uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (UC_FP_XSTATE if is_xsave else 0)
     struct.pack_into("<QQQ", out, 0, _u64(restorer, "restorer"), uc_flags, 0)
-    # Linux saves where the task was plus the configured flags (SS_AUTODISARM stays set
-    # so that sigreturn, which re-applies uc_stack, re-arms the stack).
-    _STACK_T.pack_into(out, FRAME_UC + UC_STACK, _u64(ss_sp, "ss_sp"),
-                       _s32(altstack_flags(orig_sp) | ss_flags), _u64(ss_size, "ss_size"))
+    # Linux saves the task's sigaltstack settings as stored, not whether it is on the
+    # stack (SS_AUTODISARM stays set, so sigreturn, which re-applies uc_stack, re-arms).
+    _STACK_T.pack_into(out, FRAME_UC + UC_STACK, _u64(ss_sp, "ss_sp"), _s32(ss_flags),
+                       _u64(ss_size, "ss_size"))
     gregs = [_u64(regs[name], name) for name in SIGCONTEXT_GREGS]
     # The fs/gs selector slots are written as 0 on 64-bit; ss is saved for sigreturn.
     _SIGCONTEXT.pack_into(out, FRAME_UC + UC_MCONTEXT, *gregs,

@@ -175,8 +175,8 @@ def parse_elf(header: bytes, read_at: Callable[[int, int], bytes],
         elif p_type == PT_PHDR:
             phdr_vaddr = p_vaddr
 
-    if not segments:
-        raise _noexec("no PT_LOAD segment")
+    if not any(seg.memsz for seg in segments):
+        raise _noexec("no PT_LOAD segment with memory")
     _check_disjoint(segments)
     if e_type == ET_EXEC and e_entry >= TASK_SIZE:
         raise _noexec("entry point outside user space")
@@ -237,9 +237,7 @@ class Span(NamedTuple):
 def image_span(image: ElfImage) -> Span:
     """What an ET_DYN caller must reserve: map `size` bytes at an `align`-aligned address
     A, then use load_bias = A - low."""
-    loads = [s for s in image.segments if s.memsz]
-    if not loads:
-        raise _noexec("image has no memory")
+    loads = [s for s in image.segments if s.memsz]      # parse_elf ensures one
     low = page_down(min(s.vaddr for s in loads))
     high = page_up(max(s.vaddr + s.memsz for s in loads))
     align = max([PAGE_SIZE] + [s.align for s in image.segments if s.align > PAGE_SIZE])
@@ -248,7 +246,9 @@ def image_span(image: ElfImage) -> Span:
 
 def default_load_bias(image: ElfImage) -> int | None:
     """The bias Linux picks with randomization off, or None for "wherever mmap would put
-    it" (an ET_DYN run without interpreter: ld.so itself, static-pie)."""
+    it" (an ET_DYN run without interpreter: ld.so itself, static-pie). Like any bias it
+    may be negative (an ET_DYN linked above ELF_ET_DYN_BASE); only vaddr + bias must land
+    in user space."""
     if image.e_type == ET_EXEC:
         return 0
     span = image_span(image)

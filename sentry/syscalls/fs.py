@@ -631,6 +631,16 @@ def sys_fdatasync(t, fd, *_):
     return 0
 
 
+@syscall("fadvise64", ("fd", "int", "int", "int"), support=PARTIAL, note="advice is accepted and ignored")
+def sys_fadvise64(t, fd, off, length, advice, *_):
+    desc = t.fdtable.get(s32(fd))
+    if desc.stream:
+        raise SysError(errno.ESPIPE)
+    if advice > 5:
+        raise SysError(errno.EINVAL)
+    return 0
+
+
 @syscall("sync")
 def sys_sync(t, *_):
     return 0
