@@ -45,6 +45,13 @@ def _enter_user_namespace(flags: int) -> None:
 
 def _pivot_into(root: str, ro: bool) -> None:
     hc.mount(None, "/", None, hc.MS_REC | hc.MS_PRIVATE)
+    if root == "/":
+        # Serving the host root: there is nothing above it to hide, and pivot_root onto the
+        # current root is EBUSY. Keep the private namespace and make the view read-only.
+        if ro:
+            hc.mount(None, "/", None, hc.MS_REMOUNT | hc.MS_BIND | hc.MS_RDONLY)
+        os.chdir("/")
+        return
     hc.mount(root, root, None, hc.MS_BIND | hc.MS_REC)
     if ro:
         hc.mount(None, root, None, hc.MS_REMOUNT | hc.MS_BIND | hc.MS_RDONLY)

@@ -38,8 +38,8 @@ def build_vfs(rootfs, volumes, root_fs=None):
     cleanups = []
     if root_fs is None:
         from .vfs.goferfs import open_gofer_fs
-        lower, stop = open_gofer_fs(rootfs, ro=True, donate=True)
-        cleanups.append(stop)
+        lower = open_gofer_fs(rootfs, ro=True, donate=True)
+        cleanups.append(lower.shutdown)
         root_fs = OverlayFS(lower, TmpFS())
     vfs = VirtualFS(root_fs, source="rootfs")
     ctx = vfs.root_context()
@@ -49,8 +49,8 @@ def build_vfs(rootfs, volumes, root_fs=None):
         vfs.mount(fs, path)
     for host, guest, ro in volumes:
         from .vfs.goferfs import open_gofer_fs
-        fs, stop = open_gofer_fs(host, ro=ro, donate=True)
-        cleanups.append(stop)
+        fs = open_gofer_fs(host, ro=ro, donate=True)
+        cleanups.append(fs.shutdown)
         _ensure_dir(vfs, ctx, guest)
         vfs.mount(fs, guest)
     return vfs, cleanups

@@ -455,6 +455,7 @@ MALFORMED_OURS_ONLY = {
     "beyond user space": patched(good(), PH0 + 16, "<Q", 0x7FFFFFFFF000),
     "overflowing memsz": patched(good(), PH0 + 40, "<Q", (1 << 64) - 1),
     "no PT_LOAD": patched(good(), PH0, "<I", 4),
+    "only an empty PT_LOAD": patched(patched(good(), PH0 + 32, "<Q", 0), PH0 + 40, "<Q", 0),
     "overlapping segments": make_elf([code_segment(), {**code_segment(), "vaddr": 0x400000,
                                                        "flags": "RW"}]),
     "out of order": make_elf([code_segment(0x600000), code_segment(0x400000)]),
