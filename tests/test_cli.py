@@ -46,5 +46,5 @@ int main(void){ int fd = open("/nonexistent-file", O_RDONLY); write(1, "x", 1); 
     box = run_sandbox([prog], "--strace")
     assert box.returncode == 0
     err = box.stderr.decode()
-    assert "open('/nonexistent-file'" in err and "ENOENT" in err, err[-2000:]
+    assert "openat(AT_FDCWD, '/nonexistent-file'" in err and "ENOENT" in err, err[-2000:]
     assert "write(1" in err

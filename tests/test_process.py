@@ -81,6 +81,7 @@ def test_pid_is_one_and_ppid_zero():
 #include <sys/wait.h>
 int main(void) {
     printf("pid %d ppid %d\n", getpid(), getppid());
+    fflush(stdout);
     pid_t c = fork();
     if (!c) { printf("child ppid %d\n", getppid()); return 0; }
     waitpid(c, 0, 0);

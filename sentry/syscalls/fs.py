@@ -953,3 +953,73 @@ def sys_pselect6(t, n, rp, wp, ep, ts, sig):
     r = yield from _do_select(t, n, rp, wp, ep, deadline, -errno.EINTR)
     _restore_sigmask_unless_interrupted(t, r)
     return r
+
+
+# ---- extended attributes ----------------------------------------------------------------
+XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
+
+
+def _xname(t, addr):
+    name = t.copy_in_string(addr, XATTR_NAME_MAX + 1)
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise SysError(errno.ERANGE)
+    return name
+
+
+def _xattr_loc(t, path_or_fd, follow, by_fd):
+    if by_fd:
+        desc = t.fdtable.get(s32(path_or_fd))
+        if desc.location is None:
+            raise SysError(errno.EOPNOTSUPP)
+        return desc.location
+    return t.kernel.vfs.resolve(t.path_context(), None, _path(t, path_or_fd), follow=follow)
+
+
+def _get(t, target, name, value, size, follow, by_fd):
+    loc = _xattr_loc(t, target, follow, by_fd)
+    data = t.kernel.vfs.getxattr_at(t.path_context(), loc, _xname(t, name))
+    if size == 0:
+        return len(data)
+    if len(data) > size:
+        raise SysError(errno.ERANGE)
+    t.copy_out(value, data)
+    return len(data)
+
+
+def _set(t, target, name, value, size, flags, follow, by_fd):
+    if size > XATTR_SIZE_MAX or flags & ~3:
+        raise SysError(errno.E2BIG if size > XATTR_SIZE_MAX else errno.EINVAL)
+    loc = _xattr_loc(t, target, follow, by_fd)
+    data = t.copy_in(value, size) if size else b""
+    t.kernel.vfs.setxattr_at(t.path_context(), loc, _xname(t, name), data, flags)
+    return 0
+
+
+def _list(t, target, buf, size, follow, by_fd):
+    loc = _xattr_loc(t, target, follow, by_fd)
+    names = t.kernel.vfs.listxattr_at(t.path_context(), loc)
+    data = b"".join(n + b"\0" for n in names)
+    if size == 0:
+        return len(data)
+    if len(data) > size:
+        raise SysError(errno.ERANGE)
+    t.copy_out(buf, data)
+    return len(data)
+
+
+def _remove(t, target, name, follow, by_fd):
+    loc = _xattr_loc(t, target, follow, by_fd)
+    t.kernel.vfs.removexattr_at(t.path_context(), loc, _xname(t, name))
+    return 0
+
+
+for _prefix, _follow, _byfd, _kind in (("", True, False, "path"), ("l", False, False, "path"),
+                                       ("f", True, True, "fd")):
+    syscall(_prefix + "getxattr", (_kind, "str", "ptr", "size"))(
+        lambda t, a, n, v, sz, *_, f=_follow, b=_byfd: _get(t, a, n, v, sz, f, b))
+    syscall(_prefix + "setxattr", (_kind, "str", "ptr", "size", "flags"))(
+        lambda t, a, n, v, sz, fl, *_, f=_follow, b=_byfd: _set(t, a, n, v, sz, fl, f, b))
+    syscall(_prefix + "listxattr", (_kind, "ptr", "size"))(
+        lambda t, a, buf, sz, *_, f=_follow, b=_byfd: _list(t, a, buf, sz, f, b))
+    syscall(_prefix + "removexattr", (_kind, "str"))(
+        lambda t, a, n, *_, f=_follow, b=_byfd: _remove(t, a, n, f, b))
