@@ -22,6 +22,9 @@ int ps_wait_any(int *status);
 int ps_kick(int tgid, int tid);
 int ps_setoptions(int tid);
 long ps_geteventmsg(int tid);
+int ps_getxstate(int tid, void *buf, int len);
+int ps_setxstate(int tid, void *buf, int len);
+unsigned long long ps_xcr0(void);
 #define PS_STUB_BASE ...
 #define PS_STUB_MEMFD ...
 """)

@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/rseq.h>
+#include <sys/uio.h>
+#include <elf.h>
 #include "ptrace_core.h"
 
 #ifndef PTRACE_SYSEMU
@@ -181,4 +183,20 @@ long ps_geteventmsg(int tid) {
     unsigned long msg = 0;
     if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) < 0) return -errno;
     return (long)msg;
+}
+
+/* The whole XSAVE area of a thread (standard format), for signal frames. */
+int ps_getxstate(int tid, void *buf, int len) {
+    struct iovec iov = {buf, (size_t)len};
+    if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) < 0) return -errno;
+    return (int)iov.iov_len;
+}
+int ps_setxstate(int tid, void *buf, int len) {
+    struct iovec iov = {buf, (size_t)len};
+    return ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &iov) < 0 ? -errno : 0;
+}
+unsigned long long ps_xcr0(void) {
+    unsigned int eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
 }

@@ -27,3 +27,6 @@ int ps_wait_any(int *status);            /* waitpid(-1, WNOHANG|__WALL): tid, 0 
 int ps_kick(int tgid, int tid);          /* make a running tid stop (SIGSTOP via tgkill) */
 int ps_setoptions(int tid);
 long ps_geteventmsg(int tid);
+int ps_getxstate(int tid, void *buf, int len);
+int ps_setxstate(int tid, void *buf, int len);
+unsigned long long ps_xcr0(void);

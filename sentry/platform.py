@@ -67,6 +67,8 @@ class PlatformContext:
 
 class Platform:
     name = "?"
+    xcr0 = 3              # user-visible XSAVE features
+    xstate_size = 512     # bytes of a thread's XSAVE area
     # Highest application address + 1: the platform owns everything from here up.
     max_user_address = 0
 

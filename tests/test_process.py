@@ -114,3 +114,17 @@ int main(void) {
     return 0;
 }''')
     assert_same([prog])
+
+
+def _cpu_has(flag):
+    with open("/proc/cpuinfo") as f:
+        return any(flag in line.split() for line in f if line.startswith("flags"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.skipif(not _cpu_has("avx"), reason="this CPU has no AVX")
+def test_avx_registers_survive_signal_handlers():
+    # The handler writes ymm registers; the interrupted loop's ymm values must survive.
+    assert_same([compile_c("avx_signal")])

@@ -534,13 +534,19 @@ def test_cached_lookups_attributes_and_listings_cost_no_requests(tree):
             mnt.stat(p, follow=True)
         mnt.listdir(b"/many")
         assert _errno(mnt.stat, b"/many/absent") == errno.ENOENT
+        assert _errno(mnt.stat, b"/dir/absent") == errno.ENOENT     # "dir" never listed
         counter = _CountingClient(fs)
         for p in paths:
             mnt.stat(p, follow=True)
         mnt.listdir(b"/many")
         assert _errno(mnt.stat, b"/many/absent") == errno.ENOENT
         assert _errno(mnt.stat, b"/many/also-absent") == errno.ENOENT   # listing is known
+        assert _errno(mnt.stat, b"/dir/absent") == errno.ENOENT
         assert counter.calls == 0
+        # A name never asked about costs one Twalk ("sub" is known from /abs), once.
+        assert _errno(mnt.stat, b"/dir/sub/absent") == errno.ENOENT
+        assert _errno(mnt.stat, b"/dir/sub/absent") == errno.ENOENT
+        assert counter.calls == 1
 
 
 def test_hard_links_are_one_inode(tree):

@@ -110,13 +110,25 @@ class PtraceContext(PlatformContext):
             lib.ps_kick(self.aspace.pid, self.tid)
 
     def get_fpstate(self) -> bytes:
-        buf = ffi.new("char[512]")
-        lib.ps_getfpregs(self.tid, buf)
-        return bytes(ffi.buffer(buf))
+        """The thread's whole XSAVE area (standard format)."""
+        size = self.platform.xstate_size
+        buf = ffi.new("char[]", size)
+        n = lib.ps_getxstate(self.tid, buf, size)
+        if n < 0:
+            raise StubError(f"GETREGSET xstate: {os.strerror(-n)}")
+        return bytes(ffi.buffer(buf, n))
 
     def set_fpstate(self, data: bytes):
-        buf = ffi.new("char[512]", data[:512])
-        lib.ps_setfpregs(self.tid, buf)
+        """Load an XSAVE area, or a 512-byte FXSAVE image (other components reset)."""
+        size = self.platform.xstate_size
+        area = bytearray(size)
+        area[:min(len(data), size)] = data[:size]
+        if len(data) <= 512:
+            area[512:520] = (3).to_bytes(8, "little")       # XSTATE_BV: x87 | SSE
+        buf = ffi.new("char[]", bytes(area))
+        r = lib.ps_setxstate(self.tid, buf, size)
+        if r < 0:
+            raise StubError(f"SETREGSET xstate: {os.strerror(-r)}")
 
     def release(self):
         """The host thread leaves: it runs exit(0) in the stub. A thread that is running
@@ -160,6 +172,12 @@ class PtracePlatform(Platform):
             raise StubError(f"cannot start the stub: {os.strerror(-pid)}")
         self.template = pid
         self._status = ffi.new("int*")
+        self.xcr0 = lib.ps_xcr0()
+        probe = ffi.new("char[]", 16384)
+        n = lib.ps_getxstate(pid, probe, 16384)
+        if n < 576:
+            raise StubError(f"cannot read the XSAVE area: {n}")
+        self.xstate_size = n
 
     def new_address_space(self, memfile=None):
         return PtraceAddressSpace(self)

@@ -19,7 +19,8 @@ import traceback
 from ..platform import EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL
 from . import signals as S
 from .errors import SysError
-from .sigframe import build_rt_sigframe, pack_siginfo, parse_rt_sigframe
+from .sigframe import (build_rt_sigframe, fpstate_read_size, pack_siginfo,
+                       parse_rt_sigframe, sanitize_fpstate)
 from .task import ProcessGroup, Session, Task, ThreadGroup
 from .wait import INTERRUPTED, TIMEOUT, WOKEN, Block
 
@@ -406,7 +407,7 @@ class Kernel:
             frame = build_rt_sigframe(rd, fp, info, mask, t.altstack, None,
                                       act.restorer if act.flags & S.SA_RESTORER else None,
                                       sa_onstack=bool(act.flags & S.SA_ONSTACK),
-                                      handler=act.handler)
+                                      handler=act.handler, xfeatures=self.platform.xcr0)
             t.mm.write(frame.frame_addr, frame.frame_bytes)
         except SysError:
             self.exit_group(t.tg, S.SIGSEGV | 0x80)
@@ -431,8 +432,15 @@ class Kernel:
             frame = t.mm.read(regs.rsp - 8, RT_SIGFRAME_SIZE)
             ret = parse_rt_sigframe(frame, current_eflags=regs.eflags)
             if ret.fpstate:
-                fp = t.mm.read(ret.fpstate, 512)
-                t.ctx.set_fpstate(_sanitize_fx(fp))
+                head = t.mm.read(ret.fpstate, 512)
+                size = fpstate_read_size(head, self.platform.xstate_size)
+                data = t.mm.read(ret.fpstate, size) if size > 512 else head
+                mxcsr_mask = struct.unpack_from("<I", t.ctx.get_fpstate(), 28)[0] or 0xFFBF
+                t.ctx.set_fpstate(sanitize_fpstate(data, max_xstate_size=self.platform.xstate_size,
+                                                   user_xfeatures=self.platform.xcr0,
+                                                   mxcsr_mask=mxcsr_mask))
+            else:
+                t.ctx.set_fpstate(_fresh_fpstate(t.ctx.get_fpstate()))
         except SysError:
             self.exit_group(t.tg, S.SIGSEGV | 0x80)
             return None
@@ -602,12 +610,4 @@ def _fresh_fpstate(current: bytes) -> bytes:
     fp = bytearray(512)
     struct.pack_into("<H", fp, 0, 0x37F)
     struct.pack_into("<II", fp, 24, 0x1F80, struct.unpack_from("<I", current, 28)[0])
-    return bytes(fp)
-
-
-def _sanitize_fx(fp: bytes) -> bytes:
-    """An application-supplied FXSAVE image: keep mxcsr inside the host's mask."""
-    fp = bytearray(fp)
-    mxcsr, mask = struct.unpack_from("<II", fp, 24)
-    struct.pack_into("<I", fp, 24, mxcsr & 0xFFBF)
     return bytes(fp)
