@@ -5,8 +5,8 @@ Order matters and is the reason for this module:
     transport socket (or TCP listener, which stays bound in the host network namespace
     where it was created) and /proc/self/fd (hostfs.ProcFds), and has imported every
     module it will ever import (after step 3 no host library path exists).
- 2. unshare mount, network, IPC and UTS namespaces (plus a user namespace when not root,
-    mapping only our own ids), so nothing below is visible to or affects the host.
+ 2. unshare mount, network, IPC and UTS namespaces, so nothing below is visible to or
+    affects the host. (A rootless gofer would need a user namespace too; not done yet.)
  3. Make the mount tree private, bind the root onto itself, pivot_root into it and detach
     the old root: the host filesystem is then unreachable by any path, not merely hidden
     as with chroot. With `ro`, the new root mount is read-only as well.
@@ -30,17 +30,6 @@ def _last_cap() -> int:
             return int(f.read())
     except OSError:
         return 40
-
-
-def _enter_user_namespace(flags: int) -> None:
-    uid, gid = os.geteuid(), os.getegid()
-    hc.unshare(flags | hc.CLONE_NEWUSER)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{uid} {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{gid} {gid} 1")
 
 
 def _pivot_into(root: str, ro: bool) -> None:
@@ -76,11 +65,9 @@ def _drop_capabilities(keep) -> None:
 
 
 def confine(root: str, *, ro: bool = False, keep_caps=KEEP_CAPS) -> None:
+    """Requires root (CAP_SYS_ADMIN); raises OSError(EPERM) otherwise."""
     root = os.path.realpath(root)
-    if os.geteuid() == 0:
-        hc.unshare(NAMESPACES)
-    else:
-        _enter_user_namespace(NAMESPACES)
+    hc.unshare(NAMESPACES)
     _pivot_into(root, ro)
     _drop_capabilities(keep_caps)
     hc.prctl(hc.PR_SET_NO_NEW_PRIVS, 1)

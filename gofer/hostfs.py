@@ -16,9 +16,6 @@ import errno
 import os
 import stat
 
-from .p9.constants import QTDIR
-
-NAME_MAX = 255
 LOOKUP_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -66,7 +63,3 @@ class ProcFds:
     def name_of(self, path_fd: int) -> str:
         """Name of `path_fd` relative to self.fd, for *at() calls that follow magic links."""
         return str(path_fd)
-
-
-def is_dir_qid(qid) -> bool:
-    return bool(qid.type & QTDIR)

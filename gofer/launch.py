@@ -33,7 +33,8 @@ def start_gofer(root, ro: bool = False, donate: bool = True, confine: bool = Tru
     try:
         cmd = gofer_command(root, theirs.fileno(), ro=ro, donate=donate, confine=confine)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=stderr, close_fds=True, pass_fds=(theirs.fileno(),))
+                                stderr=stderr, close_fds=True, pass_fds=(theirs.fileno(),),
+                                start_new_session=True)   # no terminal signals reach the gofer
     except BaseException:
         ours.close()
         raise

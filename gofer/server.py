@@ -21,9 +21,10 @@ import errno
 import os
 import selectors
 import socket
+import traceback
 
 from .p9 import codec, messages as m
-from .p9.errors import FramingError, MalformedMessage, UnknownMessage
+from .p9.errors import EncodeError, FramingError, MalformedMessage, UnknownMessage
 from .p9.framing import FrameDecoder
 from .session import Session
 
@@ -38,6 +39,7 @@ class Connection:
         self.decoder = FrameDecoder(max_msize)
         self.out: collections.deque = collections.deque()   # [memoryview, fd or None]
         self.out_bytes = 0
+        self.events = selectors.EVENT_READ     # what the selector watches for us now
         self.closed = False
 
     def queue(self, frame: bytes, fd) -> None:
@@ -111,11 +113,15 @@ class Server:
         """Run until stopped; with until_idle, return once no connection is left open
         (the production socketpair case: the sentry went away)."""
         while not (until_idle and not self.connections):
-            for key, events in self.selector.select():
-                if key.data is None:
-                    self._accept(key.fileobj)
-                elif not key.data.closed:
-                    self._service(key.data, events)
+            self.poll()
+
+    def poll(self, timeout: float | None = None) -> None:
+        """One turn of the loop: wait up to `timeout` and serve whatever is ready."""
+        for key, events in self.selector.select(timeout):
+            if key.data is None:
+                self._accept(key.fileobj)
+            elif not key.data.closed:
+                self._service(key.data, events)
 
     def _service(self, conn: Connection, events: int) -> None:
         try:
@@ -138,10 +144,16 @@ class Server:
             self._note(f"connection error: {exc}")
             self._drop(conn)
             return
+        except Exception:                   # a gofer bug: lose this connection, not all
+            self._note(f"dropping connection after internal error:\n{traceback.format_exc()}")
+            self._drop(conn)
+            return
         events = selectors.EVENT_READ if conn.out_bytes <= HIGH_WATER else 0
         if conn.out:
             events |= selectors.EVENT_WRITE
-        self.selector.modify(conn.sock, events, conn)
+        if events != conn.events:
+            self.selector.modify(conn.sock, events, conn)
+            conn.events = events
 
     def _serve_buffered(self, conn: Connection) -> None:
         """Answer every whole request buffered, stopping at the high-water mark."""
@@ -159,7 +171,14 @@ class Server:
             reply, fd = conn.session.handle(msg)
             if isinstance(msg, m.Tversion) and conn.session.msize:
                 conn.decoder.max_size = conn.session.msize
-            conn.queue(codec.encode(reply), fd)
+            try:
+                frame = codec.encode(reply)
+            except EncodeError as exc:      # e.g. a host name too long for a 9P string
+                self._note(f"cannot encode reply: {exc}")
+                if fd is not None:
+                    _close_quietly(fd)
+                frame, fd = codec.encode(m.Rlerror(msg.tag, errno.EIO)), None
+            conn.queue(frame, fd)
 
     def _answer_malformed(self, conn: Connection, exc: MalformedMessage, code: int) -> None:
         self._note(f"malformed request: {exc}")

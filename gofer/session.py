@@ -229,6 +229,8 @@ class Session:
         fid = self._file_fid(msg.fid)
         if msg.newfid != msg.fid:
             self._free_number(msg.newfid)
+        elif not msg.wnames:
+            return m.Rwalk(msg.tag, [])     # cloning a fid onto itself changes nothing
         fd, st, path = fid.path_fd, os.stat(fid.path_fd), fid.path
         owned = None            # the fd of the last step, ours to close unless installed
         qids = []

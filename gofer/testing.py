@@ -137,11 +137,14 @@ class RecordingProxy:
             dst.sendall(data)
 
     def close(self) -> None:
-        self._listener.close()
-        for s in self._sockets:
+        # shutdown, not just close: it is what wakes a thread blocked in accept/recv.
+        for s in [self._listener] + self._sockets:
             try:
-                s.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        self._accepting.join(timeout=5)
         for t in self._threads:
             t.join(timeout=5)
+        for s in [self._listener] + self._sockets:
+            s.close()

@@ -105,8 +105,10 @@ class Sandbox:
         sess = k.new_session(tg)
         files, self.tty = self._stdio_files(k)
         if self.tty is not None:
+            from .vfs.hoststdio import host_tty_factory
             sess.tty = self.tty
             self.tty.fg_pgid = pid
+            self.vfs.chardevs.register(5, 0, host_tty_factory(k, self.tty))
         fdt = FDTable()
         fdt.users = 1
         for i, f in enumerate(files):

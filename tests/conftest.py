@@ -8,12 +8,17 @@ import pathlib
 import subprocess
 import sys
 
+import resource
+
 import pytest
+
+# Tests crash programs on purpose (natively too): no core files in the working tree.
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGS = pathlib.Path(__file__).resolve().parent / "progs"
 # Not under /tmp: the sandbox has its own tmpfs there, so host files in /tmp are invisible.
-BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", str(ROOT / ".build" / "tests")))
+BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", "/var/tmp/pysentry-test-build"))
 SANDBOX_TIMEOUT = 120
 
 

@@ -5,17 +5,20 @@ size is outside [7, msize] ends that connection; the gofer process survives all 
 """
 import errno
 import os
+import selectors
 import socket
 import struct
 
 import pytest
 
+from pysentry.gofer import server as server_module
 from pysentry.gofer import testing
-from pysentry.gofer.launch import start_gofer
+from pysentry.gofer.export import Export
 from pysentry.gofer.p9 import codec
 from pysentry.gofer.p9 import constants as C
 from pysentry.gofer.p9 import messages as m
 from pysentry.gofer.p9.framing import FrameDecoder
+from pysentry.gofer.server import Server
 
 
 @pytest.fixture
@@ -133,45 +136,50 @@ def test_requests_before_version_and_garbage_then_disconnect(gofer):
     assert proc.poll() is None
 
 
-def test_a_client_that_does_not_read_is_not_buffered_without_bound(tmp_path):
-    # Over the production socketpair, whose kernel buffers are small and fixed: once
-    # HIGH_WATER bytes of replies wait for us, the gofer stops reading our requests, so
-    # our own sends start failing with EAGAIN long before all 2.3 MB of requests are out
-    # (it takes in at most a receive buffer or two beyond the mark). Without that
-    # backpressure it would read them all and buffer 100 MB of replies.
+def test_a_client_that_does_not_read_is_not_buffered_without_bound(tmp_path, monkeypatch):
+    # The loop driven turn by turn in-process: once more than HIGH_WATER bytes of
+    # replies wait for a peer that does not read, the gofer stops taking its requests.
+    monkeypatch.setattr(server_module, "HIGH_WATER", 64 << 10)
     (tmp_path / "blob").write_bytes(b"x" * 1000)
-    proc, sock = start_gofer(str(tmp_path), confine=False)
-    c = Raw(sock=sock)
+    export = Export(os.open(tmp_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+    server = Server(export)
+    ours, theirs = socket.socketpair()
+    conn = server.add_connection(theirs)
     try:
-        c.handshake()
-        c.send(m.Twalk(2, 0, 1, ["blob"]), m.Tlopen(3, 1, os.O_RDONLY))
-        c.recv(), c.recv()
+        c = Raw(sock=ours)
+        c.send(m.Tversion(C.NOTAG, 65536, "9P2000.L"), m.Tattach(1, 0, C.NOFID, "", "", 0),
+               m.Twalk(2, 0, 1, ["blob"]), m.Tlopen(3, 1, os.O_RDONLY))
+        server.poll(0)
+        for _ in range(4):
+            assert not isinstance(c.recv(), m.Rlerror)
         request = codec.encode(m.Tread(4, 1, 0, 1000))
-        reply = codec.encode(m.Rread(4, b"x" * 1000))
-        total = 100_000
-        payload = memoryview(request * total)
-        c.sock.setblocking(False)
+        payload = memoryview(request * 20000)
+        ours.setblocking(False)
         pos = 0
-        try:
-            while pos < len(payload):
-                pos += c.sock.send(payload[pos:pos + 65536])
-        except BlockingIOError:
-            pass
-        c.sock.setblocking(True)
-        assert pos < len(payload) // 2
-        expected = reply * total
-        got = bytearray()
-        while len(got) < len(expected):
-            got += c.sock.recv(1 << 20)
-            if pos < len(payload):
-                c.sock.setblocking(False)
-                try:
-                    pos += c.sock.send(payload[pos:pos + 65536])
-                except BlockingIOError:
-                    pass
-                c.sock.setblocking(True)
-        assert got == expected
-        assert proc.poll() is None
+        for _ in range(200):
+            try:
+                pos += ours.send(payload[pos:pos + 4096])
+            except BlockingIOError:
+                pass
+            server.poll(0)
+            # bounded: at most one reply past the mark, plus what the kernel took
+            assert conn.out_bytes <= server_module.HIGH_WATER + 1011
+        assert pos < len(payload)                       # our sends were refused at last
+        key = server.selector.get_key(theirs)
+        assert not key.events & selectors.EVENT_READ    # the gofer stopped reading us
+        answered = 0
+        while answered < pos // len(request):           # drain: the gofer catches up
+            server.poll(0)
+            try:
+                c.decoder.feed(ours.recv(1 << 20))
+            except BlockingIOError:
+                continue
+            while (msg := c.decoder.next_message()) is not None:
+                assert msg == m.Rread(4, b"x" * 1000)
+                answered += 1
     finally:
-        c.close()
-        proc.wait(timeout=10)
+        ours.close()
+        for connection in list(server.connections):
+            server._drop(connection)
+        os.close(export.root_fd)
+        os.close(export.procfds.fd)

@@ -367,3 +367,10 @@ def test_statfs_and_readlink(h, root):
     h.ok(m.Twalk(1, 0, 1, ["lnk"]))
     assert h.ok(m.Treadlink(1, 1)).target == "f.txt"
     assert h.err(m.Treadlink(1, 0)) == errno.EINVAL
+
+
+def test_cloning_an_open_fid_onto_itself_keeps_it_open(h):
+    h.ok(m.Twalk(1, 0, 1, ["f.txt"]))
+    h.ok(m.Tlopen(1, 1, os.O_RDONLY))
+    assert h.ok(m.Twalk(1, 1, 1, [])) == m.Rwalk(1, [])
+    assert h.ok(m.Tread(1, 1, 0, 5)).data == b"hello"

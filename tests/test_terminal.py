@@ -58,7 +58,7 @@ def shell(tmp_path):
 
 
 def test_prompt_echo_ctrl_c_and_exit_status(shell):
-    shell.wait_for("box$ ")
+    shell.wait_for("box$")
     shell.send("echo hi from the box", "Enter")
     shell.wait_for("\nhi from the box")
     shell.send("sleep 100", "Enter")
@@ -75,6 +75,6 @@ def test_prompt_echo_ctrl_c_and_exit_status(shell):
 
 
 def test_line_editing_backspace(shell):
-    shell.wait_for("box$ ")
+    shell.wait_for("box$")
     shell.send("echo abX", "BSpace", "c", "Enter")
     shell.wait_for("\nabc")

@@ -17,6 +17,7 @@ from pysentry.gofer.p9.client import Client
 from pysentry.gofer.p9.dirent import Dirent as P9Dirent
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.vfs import goferfs
+from pysentry.sentry.vfs.context import Creds, PathContext
 from pysentry.sentry.vfs.goferfs import GoferFS, open_gofer_fs, parse_attrs
 from pysentry.sentry.vfs.overlay import OverlayFS
 from pysentry.sentry.vfs.stat import ST_RDONLY, V9FS_MAGIC, dtype_of
@@ -398,6 +399,28 @@ def test_writable_mount_changes_reach_the_host(writable, donate):
             sorted([b".", b".."] + os.listdir(writable))
         assert sorted(e.name for e in mnt.listdir(b"/d")) == \
             sorted([b".", b".."] + os.listdir(host(b"d")))
+
+
+def test_new_files_belong_to_their_creator(writable):
+    # The gofer creates as its attach user (root); the sentry's caller must own the file.
+    os.chmod(writable, 0o777)
+    with open_gofer_fs(writable) as fs:
+        mnt = Mounted(fs)
+        v = mnt.vfs
+        c = PathContext(v.root, v.root, Creds(1000, 1001, 1000, 1001, 1000, 1001), 0o022)
+        f = v.openat(c, None, b"/file", os.O_CREAT | WR, 0o640)
+        f.decref()
+        v.mkdir(c, None, b"/dir", 0o750)
+        v.symlink(c, b"file", None, b"/link")
+        v.mknod(c, None, b"/fifo", st.S_IFIFO | 0o600)
+        for name, mode in ((b"file", 0o640), (b"dir", 0o750), (b"link", 0o777),
+                           (b"fifo", 0o600)):
+            host = os.lstat(os.path.join(writable, name))
+            assert (host.st_uid, host.st_gid, st.S_IMODE(host.st_mode)) == (1000, 1001, mode)
+            assert_stat_matches(mnt.stat(b"/" + name), host, fs)
+        # ... and the host's permission bits then bind the creator like anyone else.
+        other = PathContext(v.root, v.root, Creds(*(2000,) * 6), 0o022)
+        assert _errno(v.openat, other, None, b"/file", RD) == errno.EACCES
 
 
 def test_open_file_survives_unlink_and_rename_of_its_name(writable):

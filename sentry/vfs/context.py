@@ -35,3 +35,6 @@ class PathContext:
     cwd: Location
     creds: Creds
     umask: int = 0o022
+    # The calling Task, for files whose meaning depends on who asks (/proc/self and the
+    # magic links of procfs); None when the sentry itself walks a path.
+    task: object = None

@@ -73,8 +73,17 @@ class Interest:
 
 def is_pollable(file) -> bool:
     """Linux refuses to watch a file without a poll method (regular files, directories,
-    /dev/null...): EPERM. Here that is a file that keeps the always-ready default."""
+    /dev/null...). Here that is a file that keeps the always-ready default."""
     return type(file).readiness is not FileDescription.readiness
+
+
+def check_watchable(file) -> None:
+    """May `file` be added to an epoll? EBADF for an O_PATH descriptor, EPERM for a file
+    that cannot be polled."""
+    if file.flags & O_PATH:
+        raise SysError(errno.EBADF)
+    if not is_pollable(file):
+        raise SysError(errno.EPERM)
 
 
 class EpollFile(AnonFile):
@@ -92,10 +101,7 @@ class EpollFile(AnonFile):
     def ctl(self, op: int, file, fd: int, events: int = 0, data: int = 0) -> None:
         """EPOLL_CTL_ADD/MOD/DEL for (file, fd), with Linux's checks in Linux's order.
         `file` is the description `fd` referred to when the caller looked it up."""
-        if file.flags & O_PATH:
-            raise SysError(errno.EBADF)
-        if not is_pollable(file):
-            raise SysError(errno.EPERM)
+        check_watchable(file)
         if file is self:
             raise SysError(errno.EINVAL)
         if op != EPOLL_CTL_DEL and events & EPOLLEXCLUSIVE:

@@ -10,7 +10,8 @@ Counter rules (fs/eventfd.c):
   - read needs a buffer of at least 8 bytes; on a zero counter it blocks (EAGAIN when
     non-blocking); otherwise it returns the counter and zeroes it, or with EFD_SEMAPHORE
     returns 1 and decrements;
-  - write needs 8 bytes; the value 2**64 - 1 is EINVAL; a write that would push the
+  - write takes exactly 8 bytes (any other length is EINVAL, since Linux 6.9; older
+    kernels took the first 8 of a longer buffer); the value 2**64 - 1 is EINVAL; a write that would push the
     counter past MAX_COUNT blocks until a read makes room;
   - readiness: POLLIN while the counter is non-zero, POLLOUT while at least 1 can be added.
 """
@@ -78,7 +79,7 @@ class EventFD(AnonFile):
         return 8
 
     def _write(self, src, offset, advance: bool) -> int:
-        if iov.total(src) < 8:
+        if iov.total(src) != 8:
             raise SysError(errno.EINVAL)
         value = _U64.unpack(iov.gather(src, 8))[0]
         if value == (1 << 64) - 1:

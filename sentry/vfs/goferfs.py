@@ -78,7 +78,7 @@ from . import iov
 from .file import RegularFile
 from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_REPLACE, Dirent, Filesystem,
                     Inode)
-from .stat import V9FS_MAGIC, Stat, StatFS, dtype_of, major, minor
+from .stat import V9FS_MAGIC, Stat, StatFS, major, minor
 
 O_DIRECTORY_9P = 0o200000          # Linux's O_DIRECTORY, as 9P2000.L Tlopen flags use it
 AT_REMOVEDIR = 0x200

@@ -23,6 +23,9 @@ TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
 TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5413, 0x5414
 TIOCSCTTY, TIOCNOTTY, TIOCGSID, FIONREAD, TCFLSH, TCXONC, TCSBRK = 0x540E, 0x5422, 0x5429, 0x541B, 0x540B, 0x540A, 0x5409
 TIOCGPTN = 0x80045430
+# The kernel's struct termios (what TCGETS/TCSETS move): 4 flag words, c_line, 19 c_cc.
+# glibc's tcgetattr passes exactly this on its stack: never copy more.
+KERNEL_TERMIOS_SIZE = 36
 
 
 class _WatchedQueue(WaitQueue):
@@ -140,10 +143,10 @@ class HostStdio(FileDescription):
         if self.tty is None:
             raise SysError(errno.ENOTTY)
         if cmd == TCGETS:
-            task.copy_out(arg, fcntl.ioctl(self.hostfd, TCGETS, b"\0" * 60))
+            task.copy_out(arg, fcntl.ioctl(self.hostfd, TCGETS, b"\0" * KERNEL_TERMIOS_SIZE))
             return 0
         if cmd in (TCSETS, TCSETSW, TCSETSF):
-            fcntl.ioctl(self.hostfd, cmd, task.copy_in(arg, 60))
+            fcntl.ioctl(self.hostfd, cmd, task.copy_in(arg, KERNEL_TERMIOS_SIZE))
             return 0
         if cmd == TIOCGWINSZ:
             task.copy_out(arg, fcntl.ioctl(self.hostfd, TIOCGWINSZ, b"\0" * 8))
@@ -175,3 +178,10 @@ class HostStdio(FileDescription):
                 raise SysError(e.errno)
             return 0
         raise SysError(errno.ENOTTY)
+
+
+def host_tty_factory(kernel, tty: HostTerminal):
+    """/dev/tty while the host terminal is the sandbox's controlling terminal."""
+    def open_tty(location, flags):
+        return HostStdio(kernel, tty.fd, os.O_RDWR, tty)
+    return open_tty
