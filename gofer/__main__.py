@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 
-from . import confine as confinement, hostcalls
+from . import confine as confinement, hostcalls, hostfs
 from .export import Export
 from .hostfs import ProcFds
 from .server import Server
@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     root_path = os.path.realpath(args.root)
     procfds = ProcFds()
+    hostfs.forbid_pseudo_filesystems()
     sock, listener = _open_transport(args)
     if args.confine:
         confinement.confine(root_path, ro=args.ro)

@@ -32,13 +32,45 @@ def check_new_name(name: str) -> None:
         raise OSError(errno.EINVAL, f"invalid name {name!r}")
 
 
+# Kernel pseudo-filesystems of the host are never served, even when the export contains
+# their mount points (serving "/" does): they describe the host (its processes, devices,
+# cgroups) and some have side effects on read. Identified by device number, learnt from
+# our own mountinfo before confinement.
+PSEUDO_FSTYPES = frozenset({
+    "proc", "sysfs", "devtmpfs", "devpts", "debugfs", "tracefs", "securityfs", "cgroup",
+    "cgroup2", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "binfmt_misc",
+    "efivarfs", "autofs", "rpc_pipefs", "nsfs", "selinuxfs"})
+FORBIDDEN_DEVICES: set = set()
+
+
+def forbid_pseudo_filesystems(mountinfo: str | None = None) -> None:
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) < 3 or not rest:
+            continue
+        if rest.split()[0] in PSEUDO_FSTYPES:
+            major, _, minor = parts[2].partition(":")
+            FORBIDDEN_DEVICES.add(os.makedev(int(major), int(minor)))
+
+
+def _refuse_pseudo(fd: int) -> int:
+    if FORBIDDEN_DEVICES and os.fstat(fd).st_dev in FORBIDDEN_DEVICES:
+        os.close(fd)
+        raise OSError(errno.EACCES, "host kernel filesystems are not served")
+    return fd
+
+
 def lookup(dirfd: int, name: str) -> int:
     """O_PATH fd of `name` inside dirfd, without following a final symlink."""
-    return os.open(name, LOOKUP_FLAGS, dir_fd=dirfd)
+    return _refuse_pseudo(os.open(name, LOOKUP_FLAGS, dir_fd=dirfd))
 
 
 def lookup_dir(dirfd: int, name: str) -> int:
-    return os.open(name, LOOKUP_FLAGS | os.O_DIRECTORY, dir_fd=dirfd)
+    return _refuse_pseudo(os.open(name, LOOKUP_FLAGS | os.O_DIRECTORY, dir_fd=dirfd))
 
 
 def require_io_type(mode: int) -> None:

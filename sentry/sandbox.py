@@ -41,10 +41,14 @@ def build_vfs(rootfs, volumes, root_fs=None):
         lower = open_gofer_fs(rootfs, ro=True, donate=True)
         cleanups.append(lower.shutdown)
         root_fs = OverlayFS(lower, TmpFS())
+        _opaque_mountpoints(root_fs, (b"proc", b"sys", b"dev"))
     vfs = VirtualFS(root_fs, source="rootfs")
     ctx = vfs.root_context()
+    # /proc and /sys are the sandbox's own: the host's are never served (the gofer also
+    # refuses to walk into host kernel filesystems).
     for path, fs in ((b"/dev", DevFS(with_tty=True)), (b"/tmp", TmpFS()),
-                     (b"/dev/shm", TmpFS())):
+                     (b"/dev/shm", TmpFS()), (b"/proc", TmpFS(mode=0o555)),
+                     (b"/sys", TmpFS(mode=0o555))):
         _ensure_dir(vfs, ctx, path)
         vfs.mount(fs, path)
     for host, guest, ro in volumes:
@@ -54,6 +58,17 @@ def build_vfs(rootfs, volumes, root_fs=None):
         _ensure_dir(vfs, ctx, guest)
         vfs.mount(fs, guest)
     return vfs, cleanups
+
+
+def _opaque_mountpoints(overlay, names):
+    """Create mount points in the overlay's upper layer as opaque directories, so the
+    lower layer (the host, which refuses its kernel filesystems) is never asked for them."""
+    import stat as _st
+    from .vfs.overlay import OPAQUE_XATTR
+    up = overlay.upper_fs.root()
+    for name in names:
+        d = up.mkdir(name, _st.S_IFDIR | 0o555, 0, 0)
+        d.setxattr(OPAQUE_XATTR, b"y")
 
 
 def _ensure_dir(vfs, ctx, path):

@@ -190,6 +190,8 @@ def test_canonical_editing_and_echo_like_host(typed):
     dict(iflag=L.IGNCR),
     dict(iflag=L.INLCR | L.ICRNL),
     dict(iflag=L.ISTRIP | L.ICRNL),
+    dict(iflag=L.PARMRK | L.ICRNL),                               # 0xff is doubled
+    dict(iflag=L.IUCLC | L.ICRNL),
     dict(oflag=0),                                                # echo without OPOST
     dict(oflag=L.OPOST | L.ONLCR | L.XTABS),
     dict(cc={L.VEOL: ord(";"), L.VEOL2: ord("|"), L.VERASE: ord("#"), L.VKILL: ord("@")}),
@@ -252,6 +254,7 @@ def test_full_buffer_of_lines_waits_for_the_reader_like_host():
     dict(iflag=0, oflag=0, lflag=0),                             # fully raw
     dict(lflag=L.ECHO, oflag=L.OPOST | L.ONLCR),
     dict(iflag=L.ICRNL | L.IXON, lflag=L.IEXTEN | L.ISIG),       # LNEXT is not special
+    dict(iflag=L.PARMRK, lflag=0),
 ])
 def test_noncanonical_like_host(changes):
     typed = b"ab\r\n\tc\x7f\x16\x04\x17\x00\xff\x85 done"
@@ -328,10 +331,10 @@ def test_vmin_with_vtime_is_an_inter_byte_timer():
     assert ld.read(10, now=5.0, started=5.0) == Wait(None)     # no timer before a byte
     ld.receive(b"ab", now=6.0)
     assert ld.readable()                                       # poll: any byte will do
-    assert ld.read(10, now=6.1, started=5.0) == Wait(6.2)
+    assert ld.read(10, now=6.1, started=5.0).deadline == pytest.approx(6.2)
     ld.receive(b"c", now=6.15)
-    assert ld.read(10, now=6.3, started=5.0) == Wait(6.35)
-    assert ld.read(10, now=6.35, started=5.0) == b"abc"
+    assert ld.read(10, now=6.3, started=5.0).deadline == pytest.approx(6.35)
+    assert ld.read(10, now=6.36, started=5.0) == b"abc"
 
 
 # ---- output processing -----------------------------------------------------------------

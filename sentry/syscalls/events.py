@@ -1,4 +1,5 @@
-"""Event files and their syscalls: eventfd, epoll, timerfd, signalfd.
+"""Event files and their syscalls: eventfd, epoll, timerfd, signalfd; and the timers that
+signal a process: POSIX timers (timer_create...) and setitimer/getitimer.
 
 The files live in sentry/vfs (eventfd.py, epoll.py, timerfd.py, signalfd.py); this module
 decodes arguments, checks them in the order Linux does (which decides the errno when
@@ -8,17 +9,20 @@ files go through the generic file syscalls.
 import errno
 import struct
 import time
+import weakref
 
 from ..kernel import signals as S
 from ..kernel.errors import SysError
+from ..kernel.sigframe import SI_TIMER, pack_siginfo
 from ..kernel.wait import Block, INTERRUPTED, POLLIN
-from ..vfs.epoll import (EPOLL_CTL_DEL, EPOLLWAKEUP, EpollFile, check_watchable)
-from ..vfs.file import O_PATH
+from ..vfs.epoll import EPOLL_CTL_DEL, EPOLLWAKEUP, EpollFile, check_watchable
 from ..vfs.eventfd import EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFD
+from ..vfs.file import O_PATH
 from ..vfs.signalfd import SFD_CLOEXEC, SFD_NONBLOCK, SignalFD
 from ..vfs.timerfd import (CLOCK_BOOTTIME, CLOCK_BOOTTIME_ALARM, CLOCK_MONOTONIC,
-                           CLOCK_REALTIME, CLOCK_REALTIME_ALARM, TFD_TIMER_ABSTIME,
-                           TFD_TIMER_CANCEL_ON_SET, TimerFD, ns_timespec, timespec_ns)
+                           CLOCK_REALTIME, CLOCK_REALTIME_ALARM, HOST_CLOCKS, NSEC,
+                           TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET, IntervalTimer,
+                           TimerFD, ns_timespec, timespec_ns)
 from .table import PARTIAL, syscall
 
 O_CLOEXEC = 0o2000000
@@ -224,3 +228,267 @@ def sys_signalfd4(t, fd, mask_addr, sizemask, flags, *_):
          note="reads the signals of the creating thread (Linux: of the reading thread)")
 def sys_signalfd(t, fd, mask_addr, sizemask, *_):
     return sys_signalfd4(t, fd, mask_addr, sizemask, 0)
+
+
+# ---- POSIX timers -----------------------------------------------------------------------
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+SIGEVENT_SIZE = 64
+TIMER_ABSTIME = 1
+INT_MAX = 0x7fffffff
+# Clocks a POSIX timer may use -> host clock. The CPU-time clocks (2, 3 and per-process
+# or per-thread clock ids) cannot be measured for the application here: EINVAL; the raw
+# and coarse clocks have no timers in Linux either: EOPNOTSUPP.
+POSIX_TIMER_CLOCKS = dict(HOST_CLOCKS)
+POSIX_TIMER_CLOCKS[11] = time.CLOCK_TAI
+NO_TIMER_CLOCKS = (4, 5, 6)
+
+# Thread group -> {timer id: PosixTimer}. Timers belong to the process (not inherited
+# by fork, deleted by exec and exit).
+_posix_timers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class PosixTimer:
+    """One timer_create() timer. Like Linux, it never has more than one signal queued:
+    expirations while its signal is still pending are folded into that signal's
+    si_overrun; timer_getoverrun() reports the overrun of the last delivered one."""
+
+    def __init__(self, t, timer_id, host_clock, notify, signo, value, target):
+        self.kernel = t.kernel
+        self.tg = t.tg
+        self.mm = t.mm               # exec replaces the address space, ending the timer
+        self.id = timer_id
+        self.notify = notify
+        self.signo = signo
+        self.value = value           # sigev_value, delivered as si_value
+        self.target = target         # a Task for SIGEV_THREAD_ID, else None (the process)
+        self.timer = IntervalTimer(t.kernel, host_clock, self._expired)
+        self._queued = None          # the siginfo bytes we queued, while maybe pending
+        self._folded = 0             # expirations the queued signal stands for
+        self._last_overrun = 0
+
+    def _pending_set(self):
+        return self.target.pending if self.target is not None else self.tg.pending
+
+    def _queued_index(self):
+        if self._queued is None:
+            return None
+        for i, (_, info) in enumerate(self._pending_set().queue):
+            if info is self._queued:
+                return i
+        # Delivered (or consumed by sigwait/signalfd): its overrun is now the last one.
+        self._last_overrun = min(self._folded - 1, INT_MAX)
+        self._queued = None
+        return None
+
+    def _siginfo(self, overrun):
+        return pack_siginfo(self.signo, SI_TIMER, tid=self.id, overrun=min(overrun, INT_MAX),
+                            value=self.value)
+
+    def _owner_alive(self) -> bool:
+        return any(not th.dead and th.mm is self.mm for th in self.tg.tasks)
+
+    def _expired(self, count: int) -> None:
+        if not self._owner_alive():
+            self.delete()
+            return
+        if self.notify == SIGEV_NONE:
+            return
+        i = self._queued_index()
+        if i is not None:
+            self._folded += count
+            self._queued = self._siginfo(self._folded - 1)
+            self._pending_set().queue[i] = (self.signo, self._queued)
+            return
+        self._folded = count
+        info = self._siginfo(count - 1)
+        self.kernel.send_signal(self.tg, self.signo, info, task=self.target)
+        self._queued = info
+        self._queued_index()         # not queued at all (ignored, coalesced): forget it
+
+    def getoverrun(self) -> int:
+        self._queued_index()
+        return self._last_overrun
+
+    def delete(self) -> None:
+        self.timer.cancel()
+        timers = _posix_timers.get(self.tg)
+        if timers is not None:
+            timers.pop(self.id, None)
+
+
+def _timers_of(tg) -> dict:
+    timers = _posix_timers.get(tg)
+    if timers is None:
+        timers = _posix_timers[tg] = {}
+    # Timers of an image that exec replaced (or whose threads all died) are gone.
+    for timer in [tm for tm in timers.values() if not tm._owner_alive()]:
+        timer.delete()
+    return timers
+
+
+def _posix_timer(t, timer_id) -> PosixTimer:
+    timer = _timers_of(t.tg).get(s32(timer_id))
+    if timer is None:
+        raise SysError(errno.EINVAL)
+    return timer
+
+
+@syscall("timer_create", ("int", "ptr", "ptr"), support=PARTIAL,
+         note="wall clocks only: CPU-time clocks are EINVAL")
+def sys_timer_create(t, clockid, sevp, timer_id_addr, *_):
+    clockid = s32(clockid)
+    if clockid in NO_TIMER_CLOCKS:
+        raise SysError(errno.EOPNOTSUPP)
+    host_clock = POSIX_TIMER_CLOCKS.get(clockid)
+    if host_clock is None:
+        raise SysError(errno.EINVAL)
+    timers = _timers_of(t.tg)
+    timer_id = next(i for i in range(len(timers) + 1) if i not in timers)
+    target = None
+    if sevp:
+        raw = t.copy_in(sevp, SIGEVENT_SIZE)
+        value, signo, notify, tid = struct.unpack_from("<Qiii", raw)
+        if notify == SIGEV_THREAD_ID:
+            target = t.kernel.tasks.get(tid)
+            if target is None or target.dead or target.tg is not t.tg:
+                raise SysError(errno.EINVAL)
+        elif notify not in (SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_NONE):
+            raise SysError(errno.EINVAL)
+        if notify != SIGEV_NONE and not 1 <= signo <= S.NSIG:
+            raise SysError(errno.EINVAL)
+    else:
+        value, signo, notify = timer_id, S.SIGALRM, SIGEV_SIGNAL
+    t.copy_out(timer_id_addr, struct.pack("<i", timer_id))
+    timers[timer_id] = PosixTimer(t, timer_id, host_clock, notify, signo, value, target)
+    return 0
+
+
+@syscall("timer_settime", ("int", "flags", "ptr", "ptr"))
+def sys_timer_settime(t, timer_id, flags, new, old, *_):
+    if not new:
+        raise SysError(errno.EINVAL)
+    isec, insec, vsec, vnsec = ITIMERSPEC.unpack(t.copy_in(new, ITIMERSPEC.size))
+    interval, value = timespec_ns(isec, insec), timespec_ns(vsec, vnsec)
+    timer = _posix_timer(t, timer_id)
+    timer.timer.catch_up()
+    old_spec = _pack_itimerspec(timer.timer.remaining(), timer.timer.interval)
+    timer.timer.arm(value, interval if value else 0, absolute=bool(flags & TIMER_ABSTIME))
+    if old:
+        t.copy_out(old, old_spec)
+    return 0
+
+
+@syscall("timer_gettime", ("int", "ptr"))
+def sys_timer_gettime(t, timer_id, cur, *_):
+    timer = _posix_timer(t, timer_id)
+    timer.timer.catch_up()
+    t.copy_out(cur, _pack_itimerspec(timer.timer.remaining(), timer.timer.interval))
+    return 0
+
+
+@syscall("timer_getoverrun", ("int",))
+def sys_timer_getoverrun(t, timer_id, *_):
+    return _posix_timer(t, timer_id).getoverrun()
+
+
+@syscall("timer_delete", ("int",))
+def sys_timer_delete(t, timer_id, *_):
+    _posix_timer(t, timer_id).delete()
+    return 0
+
+
+# ---- setitimer / getitimer --------------------------------------------------------------
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+ITIMERVAL = struct.Struct("<qqqq")            # it_interval, then it_value (timevals)
+USEC = 1000
+
+# Thread group -> {which: IntervalTimer}; inherited by exec, not by fork (as Linux).
+_itimers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _send_sigalrm(kernel, tg):
+    def expired(count):
+        kernel.send_signal(tg, S.SIGALRM, pack_siginfo(S.SIGALRM, S.SI_KERNEL))
+    return expired
+
+
+def _itimer(t, which) -> IntervalTimer:
+    timers = _itimers.get(t.tg)
+    if timers is None:
+        timers = _itimers[t.tg] = {}
+    timer = timers.get(which)
+    if timer is None:
+        # Only ITIMER_REAL has an effect: CPU time is not measured for the application,
+        # so the virtual and profiling timers keep their setting and never expire.
+        on_expire = _send_sigalrm(t.kernel, t.tg) if which == ITIMER_REAL else None
+        timer = timers[which] = IntervalTimer(t.kernel, time.CLOCK_MONOTONIC, on_expire)
+    return timer
+
+
+def _alarm_entry(tg):
+    """A pending alarm(2) timer (sentry/syscalls/time.py keeps it as a raw kernel timer
+    entry in tg.itimer_real), or None."""
+    entry = getattr(tg, "itimer_real", None)
+    return entry if entry is not None and entry[2] is not None else None
+
+
+def _itimer_state(t, which) -> tuple[int, int]:
+    """(remaining ns, interval ns); an armed timer never shows 0 remaining (Linux
+    reports 1 us for one that is due)."""
+    if which == ITIMER_REAL:
+        entry = _alarm_entry(t.tg)
+        if entry is not None:
+            return max(USEC, int((entry[0] - time.monotonic()) * 1e9)), 0
+    timer = _itimer(t, which)
+    if which != ITIMER_REAL:
+        return (timer.expiry or 0), timer.interval
+    timer.catch_up()
+    return (max(USEC, timer.remaining()) if timer.armed else 0), timer.interval
+
+
+def _pack_itimerval(value: int, interval: int) -> bytes:
+    return ITIMERVAL.pack(interval // NSEC, interval % NSEC // USEC,
+                          value // NSEC, value % NSEC // USEC)
+
+
+def _check_which(which):
+    which = s32(which)
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        raise SysError(errno.EINVAL)
+    return which
+
+
+@syscall("getitimer", ("int", "ptr"), support=PARTIAL,
+         note="ITIMER_VIRTUAL/ITIMER_PROF keep their setting but never expire")
+def sys_getitimer(t, which, cur, *_):
+    which = _check_which(which)
+    t.copy_out(cur, _pack_itimerval(*_itimer_state(t, which)))
+    return 0
+
+
+@syscall("setitimer", ("int", "ptr", "ptr"), support=PARTIAL,
+         note="ITIMER_VIRTUAL/ITIMER_PROF keep their setting but never expire")
+def sys_setitimer(t, which, new, old, *_):
+    value = interval = 0
+    if new:
+        isec, iusec, vsec, vusec = ITIMERVAL.unpack(t.copy_in(new, ITIMERVAL.size))
+        if isec < 0 or vsec < 0 or not 0 <= iusec < 1_000_000 or not 0 <= vusec < 1_000_000:
+            raise SysError(errno.EINVAL)
+        interval, value = isec * NSEC + iusec * USEC, vsec * NSEC + vusec * USEC
+    which = _check_which(which)
+    old_state = _itimer_state(t, which)
+    if value == 0:
+        interval = 0
+    timer = _itimer(t, which)
+    if which == ITIMER_REAL:
+        entry = _alarm_entry(t.tg)
+        if entry is not None:
+            t.kernel.cancel_timer(entry)
+            t.tg.itimer_real = None
+        timer.arm(value, interval, absolute=False)
+    else:
+        timer.cancel()
+        timer.expiry, timer.interval = (value or None), interval
+    if old:
+        t.copy_out(old, _pack_itimerval(*old_state))
+    return 0

@@ -78,9 +78,10 @@ def _baud(code: int) -> int:
     return _BAUDS[idx] if idx < len(_BAUDS) else 0
 
 
-# --- the kernel's ctype (lib/ctype.c: Latin-1 letters count, 0x80-0x9f are controls) ----
+# --- the kernel's ctype (lib/ctype.c: Latin-1 letters are letters; 0x80-0x9f are nothing,
+# not even controls) ---------------------------------------------------------------------
 def _iscntrl(c: int) -> bool:
-    return c < 32 or c == 127 or 128 <= c < 160
+    return c < 32 or c == 127
 
 
 def _isupper(c: int) -> bool:
@@ -333,7 +334,7 @@ class LineDiscipline:
         t = self._termios
         if self._lnext:
             self._lnext = False
-            self._receive_normal(self._preprocess(c))
+            self._receive_char(self._preprocess(c))
             return
         c = self._preprocess(c)
         if t.lflag & EXTPROC:
@@ -341,7 +342,7 @@ class LineDiscipline:
         elif c in self._special:
             self._receive_special(c)
         else:
-            self._receive_normal(c)
+            self._receive_char(c)
 
     def _preprocess(self, c: int) -> int:
         t = self._termios
@@ -351,8 +352,24 @@ class LineDiscipline:
             c = _TOLOWER[c]
         return c
 
+    def _receive_char(self, c: int) -> None:
+        """A character outside the special set, or a literal one after VLNEXT
+        (n_tty_receive_char): even a newline echoes as ^J here."""
+        if self._termios.lflag & ECHO:
+            self._finish_erasing()
+            if self._canon_head == self._head:
+                self._canon_column = self.column
+            self._echo_char(c)
+        self._store(c)
+
+    def _store(self, c: int) -> None:
+        if c == 0xFF and self._termios.iflag & PARMRK:
+            self._put(c)
+        self._put(c)
+
     def _receive_normal(self, c: int) -> None:
-        """An ordinary character: echo it and store it (n_tty_receive_char)."""
+        """A special character that turned out to be data (the tail of
+        n_tty_receive_char_special): a newline made from CR echoes as a newline."""
         if self._termios.lflag & ECHO:
             self._finish_erasing()
             if c == 10:
@@ -361,9 +378,7 @@ class LineDiscipline:
                 if self._canon_head == self._head:
                     self._canon_column = self.column
                 self._echo_char(c)
-        if c == 0xFF and self._termios.iflag & PARMRK:
-            self._put(c)
-        self._put(c)
+        self._store(c)
 
     def _receive_special(self, c: int) -> None:
         t = self._termios

@@ -26,8 +26,10 @@ Owners and permissions
 ----------------------
 Per-process entries belong to the process's euid/egid (re-read on every revalidation), so
 the VFS's mode checks give the usual protection: environ, auxv and fd/ are readable by the
-owner and root only. Reading another process's magic links, or the address fields of its
-stat, also requires ptrace access (`may_access`) when the caller is known.
+owner and root only. Reading or following another process's magic links (cwd, root, exe,
+fd/N) also requires ptrace access (`may_access`) when the caller is known. Inode.open gets
+no caller, so what Linux decides per opener (stat's address fields, writes that need a
+capability) is decided from the target process instead; see the functions concerned.
 
 Known deviations from Linux (deliberate; pysentry does not track these)
 ----------------------------------------------------------------------
@@ -36,9 +38,10 @@ Known deviations from Linux (deliberate; pysentry does not track these)
 - RSS counts every page of a VMA the application has touched at least once.
 - /proc/PID/fd/N of a pipe, socket or anonymous file cannot be reopened through the link
   (Linux allows it for pipes).
-- Only procfs files the brief asks for exist: no ns/, net/, smaps, mem, pagemap.
+- Only the common files exist: no ns/, net/, smaps, mem, pagemap, mountinfo.
 - /proc/sys: hostname, domainname and overcommit_memory are writable (root), the other
   values are read-only.
+- /proc/PID/stat's flags field is 0 and its address fields are shown to every reader.
 """
 from __future__ import annotations
 
@@ -281,12 +284,6 @@ class ProcFile(ProcInode):
     def set_size(self, size: int) -> None:
         pass
 
-    def read(self, offset: int, dst) -> int:
-        data = self.render()
-        if offset >= len(data):
-            return 0
-        return iov.copy_into(dst, memoryview(data)[offset:])
-
     def open(self, location, flags: int):
         return SeqFile(location, flags)
 
@@ -366,6 +363,7 @@ class ProcDir(ProcInode):
     def __init__(self, fs, mode: int = 0o555, subject=None):
         super().__init__(fs, _st.S_IFDIR | mode, subject)
         self._children: dict[bytes, ProcInode] = {}
+        self._misses = 0
 
     def entries(self) -> list:
         raise NotImplementedError
@@ -379,7 +377,12 @@ class ProcDir(ProcInode):
         child = self._children.get(name)
         if child is not None and child.valid():
             return child
-        self._forget_stale()
+        # Entries of exited processes and closed fds are dropped now and then, so that a
+        # long listing costs linear time.
+        self._misses += 1
+        if self._misses >= max(len(self._children), 16):
+            self._misses = 0
+            self._forget_stale()
         child = self.make(name)
         self._children[name] = child
         return child
@@ -441,7 +444,7 @@ def _mangle(s: bytes) -> bytes:
     """/proc/mounts escaping of a field: space, tab, newline and backslash as \\ooo."""
     out = bytearray()
     for c in s:
-        if c in b" \t\n\\":
+        if c in b"\t":
             out += b"\\%03o" % c
         else:
             out.append(c)
@@ -579,11 +582,12 @@ def _read_user(mm, start: int, end: int) -> bytes:
 
 
 # == /proc/PID files ========================================================================
-def stat_text(s: Subject, ctx=None) -> bytes:
-    """/proc/PID/stat and /proc/PID/task/TID/stat: the 52 fields of proc(5)."""
+def stat_text(s: Subject) -> bytes:
+    """/proc/PID/stat and /proc/PID/task/TID/stat: the 52 fields of proc(5). Linux hides
+    the address fields from readers without ptrace access; the reader is not known when
+    the file is opened, so they are always shown (mode bits still apply)."""
     tg, task, kernel = s.tg, s.task, s.kernel
     mm = s.mm()
-    permitted = may_access(ctx, tg)
     sess = tg.pgrp.session if tg.pgrp is not None else None
     tty = getattr(sess, "tty", None) if sess is not None else None
     tty_nr = _encode_dev(getattr(tty, "rdev", 0)) if tty is not None else 0
@@ -605,20 +609,19 @@ def stat_text(s: Subject, ctx=None) -> bytes:
         usage = VmUsage(mm)
         layout = image_layout(mm)
         vsize, rss = usage.size, usage.rss // PAGE
-        code = (layout["start_code"], layout["end_code"]) if permitted else (1, 1)
-        mmf = ((layout["start_stack"], layout["start_data"], layout["end_data"],
-                mm.brk_start, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end)
-               if permitted else (0,) * 8)
+        code = (layout["start_code"], layout["end_code"])
+        mmf = (layout["start_stack"], layout["start_data"], layout["end_data"],
+               mm.brk_start, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end)
     else:
         vsize = rss = 0
         code = (0, 0)
         mmf = (0,) * 8
-    wchan = int(state in "SD") if permitted and (not s.whole or len(threads) < 2) else 0
+    wchan = int(state in "SD") if not s.whole or len(threads) < 2 else 0
     if task is not None and task is not tg.leader:
         exit_signal = -1               # a CLONE_THREAD task signals nobody
     else:
         exit_signal = tg.exit_signal
-    exit_code = tg.exit_status if (permitted and s.zombie() and tg.exit_status) else 0
+    exit_code = tg.exit_status if s.zombie() and tg.exit_status else 0
     fields = [
         tg.parent.tgid if tg.parent is not None else 0,
         tg.pgrp.pgid if tg.pgrp is not None else 0,
@@ -658,9 +661,10 @@ def status_text(s: Subject) -> bytes:
     pgid = tg.pgrp.pgid if tg.pgrp is not None else 0
     sid = tg.pgrp.session.sid if tg.pgrp is not None else 0
     groups = " ".join(str(g) for g in tg.groups)
-    out = [
-        f"Name:\t{_b(_escape_comm(s.comm()))}\n",
-        f"Umask:\t{(fs.umask if fs is not None else 0o022):04o}\n",
+    out = [f"Name:\t{_b(_escape_comm(s.comm()))}\n"]
+    if fs is not None:                  # a zombie has no fs, and no Umask line
+        out.append(f"Umask:\t{fs.umask:04o}\n")
+    out += [
         f"State:\t{STATE_NAMES[s.state()]}\n",
         f"Tgid:\t{tg.tgid}\n",
         "Ngid:\t0\n",
@@ -774,7 +778,7 @@ def maps_line(v) -> bytes:
     name = bytes(v.name)
     if not name:
         return head + b"\n"
-    pad = b" " * max(MAPS_NAME_COLUMN - len(head), 1 if len(head) >= MAPS_NAME_COLUMN else 0)
+    pad = b" " * max(MAPS_NAME_COLUMN - len(head), 1)
     return head + pad + name.replace(b"\n", b"\\012") + b"\n"
 
 
@@ -952,7 +956,25 @@ def _exe(s: Subject):
 
 
 def _loginuid(s: Subject) -> bytes:
-    return b"%d" % AUDIT_UID_UNSET
+    return b"%d" % getattr(s.tg, "loginuid", AUDIT_UID_UNSET)
+
+
+def _loginuid_store(s: Subject):
+    def store(data: bytes, offset: int) -> int:
+        # loginuid_write: one decimal write from offset 0; setting it takes
+        # CAP_AUDIT_CONTROL, for which the target's euid stands in (see oom_score_adj).
+        if offset != 0:
+            raise SysError(errno.EINVAL)
+        if not re.fullmatch(rb"\+?[0-9]+\n?", data):
+            raise SysError(errno.EINVAL)
+        value = int(data.rstrip(b"\n"))
+        if value >= 1 << 32:
+            raise SysError(errno.ERANGE)
+        if s.tg.euid != 0:
+            raise SysError(errno.EPERM)
+        s.tg.loginuid = value
+        return len(data)
+    return store
 
 
 class ProcessDir(TableDir):
@@ -1058,10 +1080,10 @@ _COMMON = {
     b"cwd": _magic_link(_cwd),
     b"root": _magic_link(_root),
     b"exe": _magic_link(_exe),
-    b"mounts": _file(lambda s: mounts_text(s.kernel, _root(s))),
+    b"mounts": _file(lambda s: mounts_text(s.kernel, _root(s)) if _root(s) else b""),
     b"oom_score_adj": _file(lambda s: b"%d\n" % getattr(s.tg, "oom_score_adj", 0), 0o644,
                             _oom_score_adj_store),
-    b"loginuid": _file(_loginuid, 0o644),
+    b"loginuid": _file(_loginuid, 0o644, _loginuid_store),
 }
 PROCESS_TABLE = {b"task": _dir_entry(TaskDir), **_COMMON}
 THREAD_TABLE = dict(_COMMON)
