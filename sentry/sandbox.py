@@ -15,6 +15,7 @@ from .vfs.fdtable import FDTable
 from .vfs.hoststdio import HostStdio, HostTerminal
 
 log = logging.getLogger("pysentry")
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 FORWARDED_HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP,
                           signal.SIGTERM, signal.SIGWINCH)
 
@@ -26,6 +27,16 @@ def make_platform(name, memfile):
     if name == "kvm":
         raise SystemExit("pysentry: the KVM platform is not built yet; use --platform=ptrace")
     raise SystemExit(f"pysentry: unknown platform {name!r}")
+
+
+def host_cpuinfo() -> bytes | None:
+    """The host's /proc/cpuinfo, read once by the launcher before the sandbox starts (the
+    sandbox's /proc/cpuinfo shows the CPU it really runs on)."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def build_vfs(rootfs, volumes, root_fs=None):
@@ -47,8 +58,7 @@ def build_vfs(rootfs, volumes, root_fs=None):
     # /proc and /sys are the sandbox's own: the host's are never served (the gofer also
     # refuses to walk into host kernel filesystems).
     for path, fs in ((b"/dev", DevFS(with_tty=True)), (b"/tmp", TmpFS()),
-                     (b"/dev/shm", TmpFS()), (b"/proc", TmpFS(mode=0o555)),
-                     (b"/sys", TmpFS(mode=0o555))):
+                     (b"/dev/shm", TmpFS()), (b"/sys", TmpFS(mode=0o555))):
         _ensure_dir(vfs, ctx, path)
         vfs.mount(fs, path)
     for host, guest, ro in volumes:
@@ -90,6 +100,11 @@ class Sandbox:
         self.platform = make_platform(platform, self.memfile)
         self.vfs, self.cleanups = build_vfs(rootfs, volumes, root_fs)
         self.kernel = Kernel(self.platform, self.memfile, self.vfs, strace=strace)
+        from .vfs.procfs import ProcFS
+        ctx = self.vfs.root_context()
+        _ensure_dir(self.vfs, ctx, b"/proc")
+        self.vfs.mount(ProcFS(self.kernel, cpuinfo=host_cpuinfo()), b"/proc",
+                       flags=MS_NOSUID | MS_NODEV | MS_NOEXEC)
         self.argv, self.env, self.cwd, self.stdio = argv, env, cwd, stdio
         self.tty = None
         self._saved_termios = None

@@ -59,3 +59,17 @@ def test_dynamic_coreutils_byte_identical(argv):
     if shutil.which(argv[0]) is None:
         pytest.skip(f"{argv[0]} is not installed on this machine")
     assert_same(argv)
+
+
+def test_python3_threads_subprocess_fork_signal_tempfile_json():
+    """Debian's python3 (dynamically linked) running the issue's workload."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("Debian's python3 is not installed")
+    script = os.path.join(os.path.dirname(__file__), "progs", "python_workload.py")
+    # The sandbox's /tmp is its own: give the script from a path outside /tmp.
+    visible = "/var/tmp/pysentry-test-build/python_workload.py"
+    os.makedirs(os.path.dirname(visible), exist_ok=True)
+    with open(script) as src, open(visible, "w") as dst:
+        dst.write(src.read())
+    assert_same([python, visible])

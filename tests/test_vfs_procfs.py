@@ -6,6 +6,7 @@ nothing. Where a behaviour does not depend on the machine (limits layout, fdinfo
 link modes, comm and oom_score_adj write rules, sysctl constants), the host kernel is the
 oracle; elsewhere the host's files give the field names, their order and their shapes.
 """
+import ast
 import errno
 import os
 import re
@@ -21,6 +22,7 @@ import pytest
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.kernel.kernel import Kernel
 from pysentry.sentry.kernel.task import FSContext, Task
+from pysentry.sentry.kernel.wait import Block
 from pysentry.sentry.mm.addrspace import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace
 from pysentry.sentry.mm.memfile import MemoryFile
 from pysentry.sentry.mm.stack import build_initial_stack
@@ -274,6 +276,10 @@ def test_stat_values_come_from_the_process(w):
     assert [field(n) for n in (48, 49, 50, 51)] == [mm.arg_start, mm.arg_end,
                                                     mm.env_start, mm.env_end]
     assert field(52) == 0
+    # A thread's own stat: its tid and name, and no exit signal (CLONE_THREAD).
+    th = w.add_thread(t)
+    pid, comm, f = split_stat(w.read(b"/proc/%d/task/%d/stat" % (t.tid, th.tid)))
+    assert (pid, comm, field(20), field(38)) == (th.tid, b"worker", 2, -1)
 
 
 def test_stat_comm_with_parens_and_spaces_parses_by_the_last_paren(w):
@@ -284,7 +290,6 @@ def test_stat_comm_with_parens_and_spaces_parses_by_the_last_paren(w):
 
 
 def test_stat_and_status_state_follow_the_task(w):
-    from pysentry.sentry.kernel.wait import Block
     t = w.spawn()
     path = b"/proc/%d/stat" % t.tid
     t.block = Block(interruptible=True)
@@ -356,6 +361,9 @@ def test_status_escapes_a_newline_in_the_name(w):
     t = w.spawn()
     t.comm = b"a\nb\\c"
     assert b"Name:\ta\\nb\\\\c\n" in w.read(b"/proc/%d/status" % t.tid)
+    t.comm = b"\xff\xfe x"                       # not UTF-8: passed through as bytes
+    assert b"Name:\t\xff\xfe x\n" in w.read(b"/proc/%d/status" % t.tid)
+    assert split_stat(w.read(b"/proc/%d/stat" % t.tid))[1] == b"\xff\xfe x"
 
 
 # == memory-derived files =================================================================
@@ -388,6 +396,7 @@ def test_maps_and_statm(w):
     t.mm.map_anon(0x400000, 0x3000, PROT_READ | PROT_EXEC, False, b"")
     t.mm.vmas[0].file, t.mm.vmas[0].name = True, b"/bin/prog"
     t.mm.vmas[0].dev, t.mm.vmas[0].ino = os.makedev(254, 1), 1234
+    t.mm.map_anon(0x600000, 0x1000, PROT_READ | PROT_WRITE, False, b"")
     maps = w.read(b"/proc/%d/maps" % t.tid)
     # The host's layout: the header ends with a space; a name starts at column 73.
     line = re.compile(rb"([0-9a-f]+-[0-9a-f]+ [r-][w-][x-][ps] [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2}"
@@ -399,12 +408,13 @@ def test_maps_and_statm(w):
             assert not m.group(3) and not m.group(2) or m.start(3) == 73, x
     assert maps.splitlines() == [
         b"00400000-00403000 r-xp 00000000 fe:01 1234".ljust(73) + b"/bin/prog",
+        b"00600000-00601000 rw-p 00000000 00:00 0 ",
         (b"%08x-%08x rw-p 00000000 00:00 0" % (STACK_TOP - STACK_SIZE, STACK_TOP)).ljust(73)
         + b"[stack]"]
     host_statm = host("/proc/self/statm", "rb")
     statm = w.read(b"/proc/%d/statm" % t.tid)
     assert re.fullmatch(rb"\d+( \d+){6}\n", host_statm) and re.fullmatch(rb"\d+( \d+){6}\n", statm)
-    assert int(statm.split()[0]) == (STACK_SIZE + 0x3000) // 4096
+    assert int(statm.split()[0]) == (STACK_SIZE + 0x3000 + 0x1000) // 4096
 
 
 def test_limits_are_byte_for_byte_the_hosts_for_the_same_rlimits(w):
@@ -454,7 +464,8 @@ def test_fd_link_modes_match_the_hosts(w, tmp_path):
         fd = t.fdtable.install(d)
         d.decref()
         got = w.vfs.stat(ctx, None, b"/proc/%d/fd/%d" % (t.tid, fd), follow=False)
-        assert (got.mode, got.size) == (want.st_mode, want.st_size), acc
+        assert (got.mode, got.size, got.blocks) == (want.st_mode, want.st_size,
+                                                    want.st_blocks), acc
 
 
 def test_fdinfo_matches_the_host_for_the_same_open(w, tmp_path):
@@ -651,7 +662,6 @@ def _native_writes(path, values):
         "print(repr(out))\n")
     r = subprocess.run([sys.executable, "-c", prog, path, repr(values)], capture_output=True,
                        check=True, timeout=60)
-    import ast
     return ast.literal_eval(r.stdout.decode())
 
 

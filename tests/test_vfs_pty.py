@@ -373,3 +373,658 @@ def test_flush_input_forgets_everything():
     assert ld.inq() == 0 and ld.read(10) == Wait(None)
     ld.receive(b"e\n")
     assert ld.read(10) == b"e\n"
+
+
+# =========================================================================================
+# The pty pair, devpts and /dev/tty, through the VFS with a stand-in kernel
+# =========================================================================================
+import stat as _st                                            # noqa: E402
+
+from pysentry.sentry.kernel.errors import SysError, WouldBlock  # noqa: E402
+from pysentry.sentry.kernel.task import ProcessGroup, Session, ThreadGroup  # noqa: E402
+from pysentry.sentry.kernel.wait import (POLLERR, POLLHUP, POLLIN, POLLOUT,  # noqa: E402
+                                         POLLPRI)
+from pysentry.sentry.vfs import pty as P                      # noqa: E402
+from pysentry.sentry.vfs.devfs import DevFS                   # noqa: E402
+from pysentry.sentry.vfs.fdtable import FDTable               # noqa: E402
+from pysentry.sentry.vfs.tmpfs import TmpFS                   # noqa: E402
+from pysentry.sentry.vfs.vfs import VirtualFS                 # noqa: E402
+
+POLL_BITS = POLLIN | POLLOUT | POLLERR | POLLHUP | POLLPRI
+TIOCGPTN, TIOCSPTLCK, TIOCGPTLCK, TIOCGPTPEER = 0x80045430, 0x40045431, 0x80045439, 0x5441
+TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY = 0x540F, 0x5410, 0x5429, 0x540E, 0x5422
+TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TCFLSH, TIOCPKT = 0x5413, 0x5414, 0x541B, 0x540B, 0x5420
+SIGHUP, SIGINT, SIGCONT, SIGTTIN, SIGTTOU, SIGWINCH = 1, 2, 18, 21, 22, 28
+
+
+class FakeKernel:
+    """What the pty needs from the kernel: signal delivery, timers, the current task."""
+
+    def __init__(self):
+        self.sent = []
+        self.pgroups = {}
+        self.groups = {}
+        self.timers = []
+        self.current_task = None
+        self.init = None
+
+    def signal_pgrp(self, pgid, sig):
+        self.sent.append(("pgrp", pgid, sig))
+
+    def signal_session_leader(self, sid, sig):
+        self.sent.append(("leader", sid, sig))
+
+    def add_timer(self, deadline, callback):
+        entry = [deadline, callback]
+        self.timers.append(entry)
+        return entry
+
+    def cancel_timer(self, entry):
+        if entry in self.timers:
+            self.timers.remove(entry)
+
+
+class FakeTask:
+    """A task as the pty sees it: memory reached by copy_in/copy_out, a thread group in
+    a process group and session, a signal mask, an fd table."""
+
+    def __init__(self, kernel, tgid, pgid=None, sid=None, parent=None, euid=0):
+        self.kernel = kernel
+        self.tg = ThreadGroup(kernel, tgid, parent)
+        self.tg.euid = self.tg.egid = euid
+        kernel.groups[tgid] = self.tg
+        sid = tgid if sid is None else sid
+        pgid = tgid if pgid is None else pgid
+        sess = next((pg.session for pg in kernel.pgroups.values() if pg.session.sid == sid),
+                    None) or Session(sid)
+        pg = kernel.pgroups.get(pgid)
+        if pg is None:
+            pg = kernel.pgroups[pgid] = ProcessGroup(pgid, sess)
+        pg.members.add(self.tg)
+        self.tg.pgrp = pg
+        self.sigmask = 0
+        self.fdtable = FDTable()
+        self.mem = bytearray(4096)
+
+    def copy_in(self, addr, n):
+        return bytes(self.mem[addr:addr + n])
+
+    def copy_out(self, addr, data):
+        self.mem[addr:addr + len(data)] = data
+
+    def ioctl(self, desc, cmd, value=b"", out=0):
+        """ioctl with an in-memory argument: `value` is copied in at 256, and `out`
+        bytes are returned from there afterwards (an int arg is passed as is)."""
+        if isinstance(value, int):
+            r = desc.ioctl(self, cmd, value)
+            return r if not out else (r, self.copy_in(256, out))
+        self.copy_out(256, value)
+        r = desc.ioctl(self, cmd, 256)
+        return self.copy_in(256, out) if out else r
+
+
+class Box:
+    """A name space with /dev (devtmpfs) and /dev/pts (devpts) and the tty devices."""
+
+    def __init__(self, **devpts_opts):
+        self.kernel = FakeKernel()
+        self.vfs = VirtualFS(TmpFS())
+        self.ctx = self.vfs.root_context()
+        self.vfs.mkdir(self.ctx, None, b"/dev", 0o755)
+        self.vfs.mount(DevFS(with_tty=True), b"/dev")
+        self.devpts = P.DevPtsFS(**devpts_opts)
+        self.vfs.mount(self.devpts, b"/dev/pts")
+        P.register_tty_devices(self.vfs.chardevs, self.devpts, self.kernel, self.vfs)
+        self.now = 1000.0
+        self.devpts.clock = lambda: self.now
+        self.root = FakeTask(self.kernel, 1)
+
+    def open(self, path, flags=os.O_RDWR | os.O_NOCTTY, task=None):
+        self.kernel.current_task = task
+        try:
+            return self.vfs.openat(self.ctx, None, path, flags)
+        finally:
+            self.kernel.current_task = None
+
+    def openpty(self, task=None):
+        m = self.open(b"/dev/ptmx", task=task)
+        n = struct.unpack("<I", self.root.ioctl(m, TIOCGPTN, out=4))[0]
+        self.root.ioctl(m, TIOCSPTLCK, struct.pack("<i", 0))
+        return m, n
+
+
+def rd(desc, n=4096, task=None, kernel=None):
+    buf = bytearray(n)
+    if kernel is not None:
+        kernel.current_task = task
+    try:
+        got = desc.read([memoryview(buf)])
+    except WouldBlock:
+        return "EAGAIN"
+    except SysError as e:
+        return errno.errorcode.get(e.errno, e.errno)
+    finally:
+        if kernel is not None:
+            kernel.current_task = None
+    return bytes(buf[:got])
+
+
+def wr(desc, data):
+    try:
+        return desc.write([memoryview(bytearray(data))])
+    except WouldBlock:
+        return "EAGAIN"
+    except SysError as e:
+        return errno.errorcode.get(e.errno, e.errno)
+
+
+# ---- the same scenario on a host pty and on ours ---------------------------------------
+class HostPty:
+    def __init__(self):
+        self.m = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+        fcntl.ioctl(self.m, TIOCSPTLCK, struct.pack("<i", 0))
+        n = struct.unpack("<I", fcntl.ioctl(self.m, TIOCGPTN, bytes(4)))[0]
+        self.path = f"/dev/pts/{n}"
+        self.s = None
+        self.open_slave()
+        os.set_blocking(self.m, False)
+
+    def open_slave(self):
+        self.s = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        return "ok"
+
+    def fd(self, side):
+        return self.m if side == "m" else self.s
+
+    def sync(self):
+        """Linux processes typed input in a worker; make it finish before looking. A poll
+        that finds no input waits for the worker, and TIOCINQ waits for a running one."""
+        for fd in (self.s, self.m):
+            if fd is not None:
+                select.select([fd], [], [], 0)
+                try:
+                    fcntl.ioctl(fd, FIONREAD, bytes(4))
+                except OSError:
+                    pass
+
+    def op(self, side, kind, arg=None):
+        fd = self.fd(side)
+        self.sync()
+        try:
+            if kind == "write":
+                return os.write(fd, arg)
+            if kind == "read":
+                return os.read(fd, arg)
+            if kind == "poll":
+                p = select.poll()
+                p.register(fd, POLLIN | POLLOUT | POLLPRI)
+                r = p.poll(0)
+                return r[0][1] & POLL_BITS if r else 0
+            if kind == "ioctl":
+                cmd, val, out = arg
+                if out:
+                    return fcntl.ioctl(fd, cmd, val if val else bytes(out))[:out]
+                fcntl.ioctl(fd, cmd, val)
+                return 0
+            if kind == "close":
+                os.close(fd)
+                if side == "m":
+                    self.m = None
+                else:
+                    self.s = None
+                return "ok"
+        except BlockingIOError:
+            return "EAGAIN"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+
+    def close(self):
+        for fd in (self.m, self.s):
+            if fd is not None:
+                os.close(fd)
+
+
+class OurPty:
+    def __init__(self):
+        self.box = Box()
+        self.m, n = self.box.openpty()
+        self.path = b"/dev/pts/%d" % n
+        self.open_slave()
+
+    def open_slave(self):
+        self.s = self.box.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        return "ok"
+
+    def op(self, side, kind, arg=None):
+        desc = self.m if side == "m" else self.s
+        task = self.box.root
+        if kind == "write":
+            return wr(desc, arg)
+        if kind == "read":
+            return rd(desc, arg)
+        if kind == "poll":
+            return desc.readiness(POLLIN | POLLOUT | POLLPRI) & POLL_BITS
+        if kind == "ioctl":
+            cmd, val, out = arg
+            try:
+                if out:
+                    return task.ioctl(desc, cmd, val, out)
+                return task.ioctl(desc, cmd, val)
+            except SysError as e:
+                return errno.errorcode[e.errno]
+        if kind == "close":
+            desc.decref()
+            return "ok"
+
+    def close(self):
+        pass
+
+
+def run_both(script):
+    """Run (side, op, arg) steps on a host pty and on ours; "reopen" reopens the slave."""
+    results = []
+    for impl in (HostPty(), OurPty()):
+        out = []
+        try:
+            for side, kind, arg in script:
+                out.append(impl.open_slave() if kind == "reopen" else impl.op(side, kind, arg))
+        finally:
+            impl.close()
+        results.append(out)
+    return results
+
+
+def assert_scenario_like_host(script):
+    host, ours = run_both(script)
+    assert ours == host, "\n".join(f"{s!r}: host {h!r} ours {o!r}"
+                                   for s, h, o in zip(script, host, ours) if h != o)
+
+
+def test_data_both_ways_and_master_close_like_host():
+    assert_scenario_like_host([
+        ("m", "poll", None), ("s", "poll", None),
+        ("m", "write", b"hello\n"), ("s", "poll", None), ("s", "read", 100),
+        ("s", "read", 100), ("m", "read", 100), ("m", "read", 100),
+        ("s", "write", b"out\tput\n"), ("m", "poll", None), ("m", "read", 100),
+        ("m", "write", b"unread\n"),
+        ("m", "close", None),
+        ("s", "poll", None), ("s", "read", 100), ("s", "write", b"x"),
+        ("s", "ioctl", (TIOCGPGRP, b"", 4)), ("s", "ioctl", (TIOCSPGRP, b"\0" * 4, 4)),
+        ("s", "ioctl", (FIONREAD, b"", 4)), ("s", "ioctl", (TCGETS, b"", 36)),
+    ])
+
+
+def test_slave_close_and_reopen_like_host():
+    assert_scenario_like_host([
+        ("s", "write", b"out"), ("s", "close", None),
+        ("m", "poll", None), ("m", "read", 100), ("m", "read", 100), ("m", "poll", None),
+        ("m", "write", b"xyz\n"), ("m", "poll", None), ("m", "read", 100),
+        ("s", "reopen", None), ("m", "poll", None), ("s", "read", 100),
+    ])
+
+
+def test_ioctls_like_host():
+    winsz = struct.pack("<HHHH", 24, 80, 640, 480)
+    raw = RAW.pack()
+    assert_scenario_like_host([
+        ("m", "ioctl", (TCGETS, b"", 36)), ("s", "ioctl", (TCGETS, b"", 36)),
+        ("m", "ioctl", (TCSETS, raw, 0)), ("s", "ioctl", (TCGETS, b"", 36)),
+        ("m", "ioctl", (TCSETS, DEFAULT.pack(), 0)),
+        ("m", "ioctl", (TIOCSWINSZ, winsz, 0)), ("s", "ioctl", (TIOCGWINSZ, b"", 8)),
+        ("m", "ioctl", (TIOCGPTN, b"", 4)) if False else ("s", "ioctl", (TIOCGPTN, b"", 4)),
+        ("m", "ioctl", (TIOCGPGRP, b"", 4)), ("m", "ioctl", (TIOCGSID, b"", 4)),
+        ("s", "ioctl", (TIOCGPGRP, b"", 4)), ("s", "ioctl", (TIOCGSID, b"", 4)),
+        ("m", "ioctl", (TIOCGPTLCK, b"", 4)),
+        ("m", "write", b"ab\ncd\x04ef"), ("s", "ioctl", (FIONREAD, b"", 4)),
+        ("m", "ioctl", (FIONREAD, b"", 4)),
+        ("s", "ioctl", (TCFLSH, 0, 0)), ("s", "read", 100),          # TCIFLUSH
+        ("s", "write", b"pending"), ("s", "ioctl", (TCFLSH, 1, 0)),  # TCOFLUSH
+        ("m", "read", 100), ("s", "ioctl", (TCFLSH, 7, 0)),
+        ("m", "write", b"q\n"), ("m", "ioctl", (TCFLSH, 1, 0)), ("s", "read", 100),
+        ("s", "ioctl", (0x5424, b"", 4)),                             # TIOCGETD
+        ("s", "ioctl", (0x5401 + 0x7f, b"", 4)),                      # unknown
+    ])
+
+
+def test_packet_mode_like_host():
+    assert_scenario_like_host([
+        ("m", "ioctl", (TIOCPKT, struct.pack("<i", 1), 0)),
+        ("m", "poll", None), ("s", "write", b"data"), ("m", "read", 100),
+        ("s", "ioctl", (TCFLSH, 2, 0)), ("m", "poll", None), ("m", "read", 100),
+        ("m", "read", 100),
+        ("m", "write", b"x\x03"), ("m", "read", 100), ("m", "read", 100),
+        ("m", "ioctl", (0x80045438, b"", 4)),                         # TIOCGPKT
+    ])
+
+
+def test_locked_slave_and_peer_open_like_host():
+    m = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    try:
+        n = struct.unpack("<I", fcntl.ioctl(m, TIOCGPTN, bytes(4)))[0]
+        with pytest.raises(OSError) as host_open:
+            os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+        with pytest.raises(OSError) as host_peer:
+            fcntl.ioctl(m, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        host_lck = fcntl.ioctl(m, TIOCGPTLCK, bytes(4))
+        host_pts = os.stat(f"/dev/pts/{n}")
+    finally:
+        os.close(m)
+    box = Box()
+    master = box.open(b"/dev/ptmx")
+    with pytest.raises(SysError) as our_open:
+        box.open(b"/dev/pts/0")
+    with pytest.raises(SysError) as our_peer:
+        box.root.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    assert (our_open.value.errno, our_peer.value.errno) == (host_open.value.errno,
+                                                            host_peer.value.errno)
+    assert box.root.ioctl(master, TIOCGPTLCK, out=4) == host_lck
+    st = box.vfs.stat(box.ctx, None, b"/dev/pts/0")
+    assert (st.ino, os.major(st.rdev), _st.S_IFMT(st.mode)) == (
+        3, os.major(host_pts.st_rdev), _st.S_IFMT(host_pts.st_mode))
+    assert host_pts.st_ino == n + 3
+
+
+# ---- devpts as a filesystem ------------------------------------------------------------
+def test_devpts_entries_live_with_their_master():
+    box = Box()
+    user = FakeTask(box.kernel, 50, euid=1000)
+    m0, n0 = box.openpty(task=user)
+    m1, n1 = box.openpty()
+    assert (n0, n1) == (0, 1)
+    st = box.vfs.stat(box.ctx, None, b"/dev/pts/0")
+    assert oct(st.mode) == oct(_st.S_IFCHR | 0o620)
+    assert (st.uid, st.gid, st.rdev) == (1000, 5, os.makedev(136, 0))
+    d = box.open(b"/dev/pts", os.O_RDONLY | os.O_DIRECTORY)
+    assert [e.name for e in d.getdents(4096)] == [b".", b"..", b"ptmx", b"0", b"1"]
+    d.decref()
+    fstat = m0.stat()                       # the master is the node that was opened
+    assert fstat.rdev == os.makedev(5, 2)
+    m0.decref()
+    with pytest.raises(SysError) as e:
+        box.vfs.stat(box.ctx, None, b"/dev/pts/0")
+    assert e.value.errno == errno.ENOENT
+    with pytest.raises(SysError):           # its device number is gone too
+        box.vfs.chardevs.open(os.makedev(136, 0), None, os.O_RDWR)
+    m2, n2 = box.openpty()
+    assert n2 == 0                          # the lowest free index is reused
+    assert box.vfs.stat(box.ctx, None, b"/dev/pts/0").uid == 0
+    for name in (b"00", b"+1", b"9"):
+        with pytest.raises(SysError):
+            box.vfs.stat(box.ctx, None, b"/dev/pts/" + name)
+    with pytest.raises(SysError) as e:
+        box.vfs.mknod(box.ctx, None, b"/dev/pts/x", _st.S_IFIFO | 0o600)
+    assert e.value.errno == errno.EPERM
+    m1.decref()
+    m2.decref()
+
+
+def test_devpts_statfs_and_mount_options():
+    box = Box()
+    assert box.vfs.statfs(box.ctx, None, b"/dev/pts").fstype_magic == 0x1CD1
+    opts = [o for _, path, fstype, o in box.vfs.mounts() if fstype == "devpts"][0]
+    assert opts.endswith("gid=5,mode=620,ptmxmode=666")
+    box2 = Box(mode=0o600, gid=None, ptmxmode=0)
+    m, n = box2.openpty(task=FakeTask(box2.kernel, 7, euid=33))
+    st = box2.vfs.stat(box2.ctx, None, b"/dev/pts/0")
+    assert (st.mode & 0o7777, st.uid, st.gid) == (0o600, 33, 33)
+    assert box2.vfs.stat(box2.ctx, None, b"/dev/pts/ptmx").mode & 0o7777 == 0
+
+
+def test_peer_open_gets_the_pts_location():
+    box = Box()
+    m, n = box.openpty()
+    fd = box.root.ioctl(m, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    s = box.root.fdtable.get(fd)
+    assert box.root.fdtable.get_cloexec(fd)
+    assert s.readlink_name() == b"/dev/pts/0"
+    assert s.stat().rdev == os.makedev(136, 0)
+    assert wr(m, b"hi\n") == 3 and rd(s) == b"hi\n"
+    box.root.fdtable.close(fd)
+    assert rd(m) == b"hi\r\n"
+    assert rd(m) == "EIO"                   # the only slave is closed again
+
+
+# ---- flow: a full buffer blocks the writer until the reader drains it -----------------
+class Waiter:
+    def __init__(self):
+        self.events = []
+
+    def notify(self, events):
+        self.events.append(events)
+
+
+def test_writer_blocks_when_full_and_wakes_when_drained():
+    box = Box()
+    m, n = box.openpty()
+    s = box.open(b"/dev/pts/%d" % n)
+    box.root.ioctl(s, TCSETS, RAW.pack())
+    total = 0
+    while True:
+        r = wr(m, b"z" * 1000)
+        if r == "EAGAIN":
+            break
+        total += r
+    assert total == 4095 + P.FLIP_LIMIT
+    assert not m.readiness(POLLOUT)
+    w = Waiter()
+    m.waitqueue.add(w, POLLOUT)
+    assert rd(s, 1000) == b"z" * 1000
+    assert w.events and m.readiness(POLLOUT) & POLLOUT
+    got = 1000
+    while True:
+        r = rd(s, 65536)
+        if r == "EAGAIN":
+            break
+        got += len(r)
+    assert got == total
+
+
+def test_slave_output_blocks_when_the_master_does_not_read():
+    box = Box()
+    m, n = box.openpty()
+    s = box.open(b"/dev/pts/%d" % n)
+    sent = 0
+    for _ in range(100):
+        r = wr(s, b"line\n" * 100)
+        if r == "EAGAIN":
+            break
+        sent += r
+    assert r == "EAGAIN" and not s.readiness(POLLOUT)
+    out = b""
+    while (r := rd(m, 65536)) != "EAGAIN":
+        out += r
+    assert out == b"line\r\n" * (sent // 5) and s.readiness(POLLOUT) & POLLOUT
+
+
+# ---- controlling terminal, job control and signals -------------------------------------
+def leader_with_pty(box):
+    """A session leader (pid 10) that opened the slave and so acquired it."""
+    m, n = box.openpty()
+    leader = FakeTask(box.kernel, 10)
+    s = box.open(b"/dev/pts/%d" % n, os.O_RDWR, task=leader)
+    return m, s, leader
+
+
+def test_opening_the_slave_makes_it_the_session_leaders_terminal():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    sess = leader.tg.session
+    assert sess.tty is s.pair and sess.tty.fg_pgid == 10
+    assert struct.unpack("<i", leader.ioctl(s, TIOCGSID, out=4))[0] == 10
+    assert struct.unpack("<i", leader.ioctl(m, TIOCGPGRP, out=4))[0] == 10
+    # Not for a non-leader, nor with O_NOCTTY, nor a second time.
+    box2 = Box()
+    m2, n2 = box2.openpty()
+    member = FakeTask(box2.kernel, 11, pgid=11, sid=1)
+    box2.open(b"/dev/pts/0", os.O_RDWR, task=member)
+    assert member.tg.session.tty is None
+    lone = FakeTask(box2.kernel, 12)
+    box2.open(b"/dev/pts/0", os.O_RDWR | os.O_NOCTTY, task=lone)
+    assert lone.tg.session.tty is None
+
+
+def test_signal_characters_go_to_the_foreground_group():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    wr(s, b"partial output")
+    wr(m, b"typed\x03")
+    assert box.kernel.sent == [("pgrp", 10, SIGINT)]
+    assert rd(m) == b"^C"                       # the unread output and echo were flushed
+    assert rd(s) == "EAGAIN"
+    FakeTask(box.kernel, 20, pgid=20, sid=10)
+    leader.ioctl(s, TIOCSPGRP, struct.pack("<i", 20))
+    wr(m, b"\x1a")
+    assert box.kernel.sent[-1] == ("pgrp", 20, 20)      # SIGTSTP
+    box.root.ioctl(m, 0x40045436, SIGINT)               # TIOCSIG from the master
+    assert box.kernel.sent[-1] == ("pgrp", 20, SIGINT)
+    with pytest.raises(SysError):
+        box.root.ioctl(m, 0x40045436, 9)
+
+
+def test_tiocspgrp_rules():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    FakeTask(box.kernel, 20, pgid=20, sid=10)
+    other = FakeTask(box.kernel, 30)                     # its own session
+    def spgrp(task, desc, pgid):
+        try:
+            task.ioctl(desc, TIOCSPGRP, struct.pack("<i", pgid))
+            return 0
+        except SysError as e:
+            return errno.errorcode[e.errno]
+    assert spgrp(leader, s, 999) == "ESRCH"
+    assert spgrp(leader, s, 30) == "EPERM"
+    assert spgrp(leader, s, -1) == "EINVAL"
+    assert spgrp(other, s, 30) == "ENOTTY"               # not its terminal
+    assert spgrp(leader, m, 20) == 0                     # through the master too
+    assert s.pair.fg_pgid == 20
+
+
+def test_winsize_change_sends_sigwinch():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    ws = struct.pack("<HHHH", 30, 100, 0, 0)
+    box.root.ioctl(m, TIOCSWINSZ, ws)
+    box.root.ioctl(m, TIOCSWINSZ, ws)                    # unchanged: no second signal
+    assert box.kernel.sent == [("pgrp", 10, SIGWINCH)]
+    assert leader.ioctl(s, TIOCGWINSZ, out=8) == ws
+
+
+def test_master_close_hangs_up_the_session():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    w = Waiter()
+    s.waitqueue.add(w)
+    wr(m, b"never read\n")
+    m.decref()
+    assert box.kernel.sent == [("leader", 10, SIGHUP), ("leader", 10, SIGCONT)]
+    assert leader.tg.session.tty is None and w.events
+    assert rd(s) == b"" and wr(s, b"x") == "EIO"
+    assert s.readiness(POLLIN) == POLLIN | POLLOUT | POLLERR | POLLHUP | 0x40 | 0x100 & ~0 \
+        or s.readiness(POLL_BITS) & (POLLIN | POLLOUT | POLLERR | POLLHUP) == \
+        POLLIN | POLLOUT | POLLERR | POLLHUP
+    with pytest.raises(SysError) as e:
+        box.open(b"/dev/tty", task=leader)
+    assert e.value.errno == errno.ENXIO
+
+
+def test_dev_tty_opens_the_controlling_terminal():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    child = FakeTask(box.kernel, 11, pgid=10, sid=10, parent=leader.tg)
+    t = box.open(b"/dev/tty", os.O_RDWR, task=child)
+    assert t.pair is s.pair and t.readlink_name() == b"/dev/tty"
+    assert t.stat().rdev == os.makedev(5, 0)
+    wr(m, b"to tty\n")
+    assert rd(t) == b"to tty\n"
+    with pytest.raises(SysError) as e:
+        box.open(b"/dev/tty", task=FakeTask(box.kernel, 40))
+    assert e.value.errno == errno.ENXIO
+
+
+def test_tiocsctty_and_tiocnotty():
+    box = Box()
+    m, n = box.openpty()
+    s = box.open(b"/dev/pts/%d" % n)
+    leader = FakeTask(box.kernel, 10, euid=1000)
+    member = FakeTask(box.kernel, 11, pgid=11, sid=10, euid=1000)
+
+    def call(task, desc, cmd, arg=0):
+        try:
+            return desc.ioctl(task, cmd, arg)
+        except SysError as e:
+            return errno.errorcode[e.errno]
+    assert call(member, s, TIOCSCTTY) == "EPERM"         # not a session leader
+    assert call(leader, s, TIOCSCTTY) == 0
+    assert call(leader, s, TIOCSCTTY) == 0               # already its terminal
+    other = FakeTask(box.kernel, 20, euid=1000)
+    assert call(other, s, TIOCSCTTY) == "EPERM"          # another session has it
+    assert call(other, s, TIOCSCTTY, 1) == "EPERM"       # stealing needs privilege
+    assert call(member, s, TIOCNOTTY) == 0               # allowed; changes nothing here
+    assert leader.tg.session.tty is s.pair
+    assert call(other, s, TIOCNOTTY) == "ENOTTY"
+    assert call(leader, m, TIOCNOTTY) == "ENOTTY"        # not on the master
+    assert call(leader, s, TIOCNOTTY) == 0
+    assert box.kernel.sent == [("pgrp", 10, SIGHUP), ("pgrp", 10, SIGCONT)]
+    assert leader.tg.session.tty is None and s.pair.session is None
+    thief = FakeTask(box.kernel, 30, euid=0)
+    assert call(leader, s, TIOCSCTTY) == 0
+    assert call(thief, s, TIOCSCTTY, 1) == 0             # root steals it
+    assert leader.tg.session.tty is None and thief.tg.session.tty is s.pair
+
+
+def test_background_reads_and_writes_stop_the_group():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    bg = FakeTask(box.kernel, 20, pgid=20, sid=10, parent=leader.tg)
+    wr(m, b"line\n")
+    assert rd(s, task=bg, kernel=box.kernel) == 512
+    assert box.kernel.sent == [("pgrp", 20, SIGTTIN)]
+    bg.tg.handlers.actions[SIGTTIN].handler = 1          # ignored: EIO instead
+    assert rd(s, task=bg, kernel=box.kernel) == "EIO"
+    assert wr(s, b"bg\n") == 3                           # no TOSTOP: writes are fine
+    t = s.pair.slave_ld.termios
+    t.lflag |= L.TOSTOP
+    leader.ioctl(s, TCSETS, t.pack())
+    box.kernel.current_task = bg
+    try:
+        assert wr(s, b"bg\n") == 512
+        assert box.kernel.sent[-1] == ("pgrp", 20, SIGTTOU)
+        with pytest.raises(SysError):                    # so is changing termios
+            bg.ioctl(s, TCSETS, t.pack())
+    finally:
+        box.kernel.current_task = None
+    assert rd(s, task=leader, kernel=box.kernel) == b"line\n"     # the foreground reads
+
+
+def test_orphaned_background_group_gets_eio():
+    box = Box()
+    m, s, leader = leader_with_pty(box)
+    orphan = FakeTask(box.kernel, 20, pgid=20, sid=10, parent=None)
+    wr(m, b"x\n")
+    assert rd(s, task=orphan, kernel=box.kernel) == "EIO"
+    assert box.kernel.sent == []
+
+
+# ---- VTIME through the file: a deadline, and a timer that wakes the reader -------------
+def test_vtime_read_times_out_through_the_kernel_timer():
+    box = Box()
+    m, n = box.openpty()
+    s = box.open(b"/dev/pts/%d" % n)
+    box.root.ioctl(s, TCSETS, raw_with(0, 5).pack())
+    buf = [memoryview(bytearray(10))]
+    with pytest.raises(P.TimedWouldBlock) as e:
+        s.read(buf)
+    assert e.value.deadline == pytest.approx(1000.5)
+    assert len(box.kernel.timers) == 1
+    w = Waiter()
+    s.waitqueue.add(w)
+    box.now = 1000.5
+    box.kernel.timers[0][1]()                           # the timer fires
+    assert w.events
+    assert s.read(buf) == 0                              # the retry completes: timeout
+    with pytest.raises(P.TimedWouldBlock) as e:          # a new read starts a new timer
+        s.read([memoryview(bytearray(10))])
+    assert e.value.deadline == pytest.approx(1001.0)
+    wr(m, b"k")
+    assert rd(s) == b"k"

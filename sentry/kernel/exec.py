@@ -29,7 +29,7 @@ def _read_all_at(desc, offset, size) -> bytes:
     return bytes(buf[:n])
 
 
-def _load_elf(mm, desc, header, bias_hint=None, stat=None):
+def _load_elf(mm, desc, header, bias_hint=None, stat=None, name=b""):
     size = stat.size
     image = parse_elf(header, lambda off, n: _exact(desc, off, n), file_size=size)
     if image.e_type == 3:          # ET_DYN
@@ -51,8 +51,10 @@ def _load_elf(mm, desc, header, bias_hint=None, stat=None):
                 got = desc.pread_for_mmap(m.file_offset, dst[:m.file_bytes])
                 if got < m.file_bytes:
                     raise SysError(errno.EIO)
-        mm.map_file_private(m.start, m.length, m.prot, fill, b"", m.file_offset,
-                            stat.dev, stat.ino)
+        v = mm.map_file_private(m.start, m.length, m.prot, fill, name, m.file_offset,
+                                stat.dev, stat.ino)
+        if not m.file_bytes:
+            v.file, v.name = None, b""       # pure bss: anonymous, as Linux shows it
     return image, plan
 
 
@@ -83,14 +85,18 @@ def load(kernel, task, path: bytes, argv: list, envp: list, depth=0) -> ExecImag
         pas = kernel.platform.new_address_space(kernel.memfile)
         mm = AddressSpace(kernel.memfile, pas, kernel.platform.max_user_address)
         try:
-            image, plan = _load_elf(mm, desc, header, stat=stat)
+            root = task.fs.root
+            exe_name = desc.location.path_from(root) if desc.location else path
+            image, plan = _load_elf(mm, desc, header, stat=stat, name=exe_name)
             entry = plan.entry
             interp_base = 0
             if image.interp is not None:
                 idesc = kernel.vfs.open_for_exec(ctx, None, image.interp)
                 try:
                     ihead = _read_all_at(idesc, 0, PAGE)
-                    iimage, iplan = _load_elf(mm, idesc, ihead, bias_hint=True, stat=idesc.stat())
+                    iname = idesc.location.path_from(root) if idesc.location else image.interp
+                    iimage, iplan = _load_elf(mm, idesc, ihead, bias_hint=True, stat=idesc.stat(),
+                                              name=iname)
                 finally:
                     idesc.decref()
                 if iimage.interp is not None:
@@ -98,6 +104,9 @@ def load(kernel, task, path: bytes, argv: list, envp: list, depth=0) -> ExecImag
                 entry = iplan.entry
                 interp_base = iplan.load_bias
             mm.brk_start = mm.brk = plan.brk_start
+            mm.start_code, mm.end_code = plan.start_code, plan.end_code
+            mm.start_data, mm.end_data = plan.start_data, plan.end_data
+            mm.exe_location = desc.location
             # The stack: rlimit-sized, zero-filled, lazily backed.
             stack_size = min(task.tg.rlimits[3][0], 64 << 20)
             stack_size = max(page_up(stack_size), 128 << 10)
@@ -120,7 +129,8 @@ def load(kernel, task, path: bytes, argv: list, envp: list, depth=0) -> ExecImag
                 st.arg_start, st.arg_end, st.env_start, st.env_end)
             mm.auxv = b"".join(a.to_bytes(8, "little") + b.to_bytes(8, "little")
                                for a, b in st.auxv)
-            mm.exe_name = desc.location.path_from(kernel.vfs.root) if desc.location else path
+            mm.exe_name = exe_name
+            mm.start_stack = STACK_TOP
             return ExecImage(mm, entry, st.sp, mm.exe_name, argv[0] if argv else b"")
         except BaseException:
             mm.release()

@@ -23,6 +23,7 @@ from .sigframe import (build_rt_sigframe, fpstate_read_size, pack_siginfo,
                        parse_rt_sigframe, sanitize_fpstate)
 from .task import ProcessGroup, Session, Task, ThreadGroup
 from .wait import INTERRUPTED, TIMEOUT, WOKEN, Block
+from ..vfs.signalfd import notify_signal
 
 log = logging.getLogger("pysentry")
 MASK64 = (1 << 64) - 1
@@ -303,31 +304,38 @@ class Kernel:
         if sig == S.SIGKILL:
             self.exit_group(tg, S.SIGKILL)
             return
-        if sig == S.SIGCONT or sig in (S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU):
-            stops = S.bit(S.SIGSTOP) | S.bit(S.SIGTSTP) | S.bit(S.SIGTTIN) | S.bit(S.SIGTTOU)
-            if sig == S.SIGCONT:
-                tg.pending.discard(stops)
-                for th in tg.tasks:
-                    th.pending.discard(stops)
-                self.continue_group(tg)
-            else:
-                tg.pending.discard(S.bit(S.SIGCONT))
-        act = tg.handlers.actions[sig]
-        if act.handler == S.SIG_IGN or (act.handler == S.SIG_DFL
-                                        and S.default_action(sig) in (S.IGNORE, S.CONT)
-                                        and sig != S.SIGCONT):
-            if sig != S.SIGCHLD or act.handler != S.SIG_DFL:
-                return
+        stops = S.bit(S.SIGSTOP) | S.bit(S.SIGTSTP) | S.bit(S.SIGTTIN) | S.bit(S.SIGTTOU)
+        if sig == S.SIGCONT:
+            tg.pending.discard(stops)
+            for th in tg.tasks:
+                th.pending.discard(stops)
+            self.continue_group(tg)
+        elif S.bit(sig) & stops:
+            tg.pending.discard(S.bit(S.SIGCONT))
+        if self._ignored(tg, sig, task):
             return
         if task is not None:
             task.pending.add(sig, info)
             self._poke(task, sig)
-            return
-        tg.pending.add(sig, info)
-        for th in tg.tasks:
-            if not th.dead and not th.sigmask & S.bit(sig):
-                self._poke(th, sig)
-                return
+        else:
+            tg.pending.add(sig, info)
+            for th in tg.tasks:
+                if not th.dead and not th.sigmask & S.bit(sig):
+                    self._poke(th, sig)
+                    break
+        notify_signal(tg)
+
+    @staticmethod
+    def _ignored(tg, sig, task):
+        """Linux discards an ignored signal at generation, unless it is blocked (then it
+        stays pending for sigwaitinfo/signalfd, and for a later change of disposition)."""
+        act = tg.handlers.actions[sig]
+        ignored = act.handler == S.SIG_IGN or (
+            act.handler == S.SIG_DFL and S.default_action(sig) in (S.IGNORE, S.CONT))
+        if not ignored:
+            return False
+        targets = [task] if task is not None else [th for th in tg.tasks if not th.dead]
+        return not any(th.sigmask & S.bit(sig) for th in targets)
 
     def _poke(self, t, sig):
         """Make `t` notice a new pending signal soon."""

@@ -125,7 +125,7 @@ def _path_context(self):
     from ..vfs.context import Creds, PathContext
     tg = self.tg
     creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.euid, tg.egid, tuple(tg.groups))
-    return PathContext(self.fs.root, self.fs.cwd, creds, self.fs.umask)
+    return PathContext(self.fs.root, self.fs.cwd, creds, self.fs.umask, self)
 
 
 def _fdtable_release(self):

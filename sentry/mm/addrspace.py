@@ -105,6 +105,9 @@ class AddressSpace:
         self.exe_name = b""
         self.arg_start = self.arg_end = self.env_start = self.env_end = 0
         self.auxv = b""
+        self.start_code = self.end_code = self.start_data = self.end_data = 0
+        self.start_stack = 0
+        self.exe_location = None
 
     # ---- VMA bookkeeping -------------------------------------------------------------
     def _index(self):
@@ -308,7 +311,8 @@ class AddressSpace:
     def fork(self, platform_as) -> "AddressSpace":
         child = AddressSpace(self.memfile, platform_as, self.max_addr)
         for attr in ("brk_start", "brk", "mmap_base", "stack_top", "exe_name", "arg_start",
-                     "arg_end", "env_start", "env_end", "auxv"):
+                     "arg_end", "env_start", "env_end", "auxv", "start_code", "end_code",
+                     "start_data", "end_data", "start_stack", "exe_location"):
             setattr(child, attr, getattr(self, attr))
         for v in self.vmas:
             c = v.clone_for(v.start, v.end)

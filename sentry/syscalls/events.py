@@ -242,15 +242,12 @@ POSIX_TIMER_CLOCKS = dict(HOST_CLOCKS)
 POSIX_TIMER_CLOCKS[11] = time.CLOCK_TAI
 NO_TIMER_CLOCKS = (4, 5, 6)
 
-# Thread group -> {timer id: PosixTimer}. Timers belong to the process (not inherited
-# by fork, deleted by exec and exit).
-_posix_timers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
 
 class PosixTimer:
     """One timer_create() timer. Like Linux, it never has more than one signal queued:
     expirations while its signal is still pending are folded into that signal's
-    si_overrun; timer_getoverrun() reports the overrun of the last delivered one."""
+    si_overrun (the queued siginfo is rewritten in place); timer_getoverrun() reports the
+    overrun of the last signal that left the queue."""
 
     def __init__(self, t, timer_id, host_clock, notify, signo, value, target):
         self.kernel = t.kernel
@@ -270,12 +267,13 @@ class PosixTimer:
         return self.target.pending if self.target is not None else self.tg.pending
 
     def _queued_index(self):
+        """Where our signal sits in the pending queue, or None once it has left."""
         if self._queued is None:
             return None
         for i, (_, info) in enumerate(self._pending_set().queue):
             if info is self._queued:
                 return i
-        # Delivered (or consumed by sigwait/signalfd): its overrun is now the last one.
+        # Delivered (or taken by sigwaitinfo/signalfd): its overrun is now the last one.
         self._last_overrun = min(self._folded - 1, INT_MAX)
         self._queued = None
         return None
@@ -284,12 +282,12 @@ class PosixTimer:
         return pack_siginfo(self.signo, SI_TIMER, tid=self.id, overrun=min(overrun, INT_MAX),
                             value=self.value)
 
-    def _owner_alive(self) -> bool:
+    def owner_alive(self) -> bool:
         return any(not th.dead and th.mm is self.mm for th in self.tg.tasks)
 
     def _expired(self, count: int) -> None:
-        if not self._owner_alive():
-            self.delete()
+        if not self.owner_alive():
+            self.timer.cancel()
             return
         if self.notify == SIGEV_NONE:
             return
@@ -309,25 +307,46 @@ class PosixTimer:
         self._queued_index()
         return self._last_overrun
 
-    def delete(self) -> None:
-        self.timer.cancel()
-        timers = _posix_timers.get(self.tg)
-        if timers is not None:
-            timers.pop(self.id, None)
+    def gettime(self) -> bytes:
+        self.timer.catch_up()
+        return _pack_itimerspec(self.timer.remaining(), self.timer.interval)
 
 
-def _timers_of(tg) -> dict:
-    timers = _posix_timers.get(tg)
-    if timers is None:
-        timers = _posix_timers[tg] = {}
-    # Timers of an image that exec replaced (or whose threads all died) are gone.
-    for timer in [tm for tm in timers.values() if not tm._owner_alive()]:
-        timer.delete()
-    return timers
+class PosixTimers:
+    """A process's timers. Ids count up from 0 and are not reused soon (Linux keeps a
+    per-process next id); fork does not inherit timers, exec and exit delete them."""
+
+    def __init__(self):
+        self.timers: dict[int, PosixTimer] = {}
+        self.next_id = 0
+
+    def new_id(self) -> int:
+        while self.next_id in self.timers:
+            self.next_id = (self.next_id + 1) & INT_MAX
+        timer_id = self.next_id
+        self.next_id = (self.next_id + 1) & INT_MAX
+        return timer_id
+
+    def prune(self) -> None:
+        for timer_id, timer in list(self.timers.items()):
+            if not timer.owner_alive():
+                timer.timer.cancel()
+                del self.timers[timer_id]
+
+
+_posix_timers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _timers_of(tg) -> PosixTimers:
+    table = _posix_timers.get(tg)
+    if table is None:
+        table = _posix_timers[tg] = PosixTimers()
+    table.prune()
+    return table
 
 
 def _posix_timer(t, timer_id) -> PosixTimer:
-    timer = _timers_of(t.tg).get(s32(timer_id))
+    timer = _timers_of(t.tg).timers.get(s32(timer_id))
     if timer is None:
         raise SysError(errno.EINVAL)
     return timer
@@ -342,12 +361,10 @@ def sys_timer_create(t, clockid, sevp, timer_id_addr, *_):
     host_clock = POSIX_TIMER_CLOCKS.get(clockid)
     if host_clock is None:
         raise SysError(errno.EINVAL)
-    timers = _timers_of(t.tg)
-    timer_id = next(i for i in range(len(timers) + 1) if i not in timers)
+    table = _timers_of(t.tg)
     target = None
     if sevp:
-        raw = t.copy_in(sevp, SIGEVENT_SIZE)
-        value, signo, notify, tid = struct.unpack_from("<Qiii", raw)
+        value, signo, notify, tid = struct.unpack_from("<Qiii", t.copy_in(sevp, SIGEVENT_SIZE))
         if notify == SIGEV_THREAD_ID:
             target = t.kernel.tasks.get(tid)
             if target is None or target.dead or target.tg is not t.tg:
@@ -356,10 +373,12 @@ def sys_timer_create(t, clockid, sevp, timer_id_addr, *_):
             raise SysError(errno.EINVAL)
         if notify != SIGEV_NONE and not 1 <= signo <= S.NSIG:
             raise SysError(errno.EINVAL)
+        timer_id = table.new_id()
     else:
+        timer_id = table.new_id()
         value, signo, notify = timer_id, S.SIGALRM, SIGEV_SIGNAL
     t.copy_out(timer_id_addr, struct.pack("<i", timer_id))
-    timers[timer_id] = PosixTimer(t, timer_id, host_clock, notify, signo, value, target)
+    table.timers[timer_id] = PosixTimer(t, timer_id, host_clock, notify, signo, value, target)
     return 0
 
 
@@ -370,8 +389,7 @@ def sys_timer_settime(t, timer_id, flags, new, old, *_):
     isec, insec, vsec, vnsec = ITIMERSPEC.unpack(t.copy_in(new, ITIMERSPEC.size))
     interval, value = timespec_ns(isec, insec), timespec_ns(vsec, vnsec)
     timer = _posix_timer(t, timer_id)
-    timer.timer.catch_up()
-    old_spec = _pack_itimerspec(timer.timer.remaining(), timer.timer.interval)
+    old_spec = timer.gettime()
     timer.timer.arm(value, interval if value else 0, absolute=bool(flags & TIMER_ABSTIME))
     if old:
         t.copy_out(old, old_spec)
@@ -380,9 +398,7 @@ def sys_timer_settime(t, timer_id, flags, new, old, *_):
 
 @syscall("timer_gettime", ("int", "ptr"))
 def sys_timer_gettime(t, timer_id, cur, *_):
-    timer = _posix_timer(t, timer_id)
-    timer.timer.catch_up()
-    t.copy_out(cur, _pack_itimerspec(timer.timer.remaining(), timer.timer.interval))
+    t.copy_out(cur, _posix_timer(t, timer_id).gettime())
     return 0
 
 
@@ -393,7 +409,9 @@ def sys_timer_getoverrun(t, timer_id, *_):
 
 @syscall("timer_delete", ("int",))
 def sys_timer_delete(t, timer_id, *_):
-    _posix_timer(t, timer_id).delete()
+    timer = _posix_timer(t, timer_id)
+    timer.timer.cancel()
+    del _posix_timers[t.tg].timers[timer.id]
     return 0
 
 
@@ -402,48 +420,65 @@ ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 ITIMERVAL = struct.Struct("<qqqq")            # it_interval, then it_value (timevals)
 USEC = 1000
 
-# Thread group -> {which: IntervalTimer}; inherited by exec, not by fork (as Linux).
-_itimers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+class RealITimer(IntervalTimer):
+    """A process's ITIMER_REAL: SIGALRM on expiry. alarm(2) (syscalls/time.py) is the same
+    timer; the two meet in `tg.itimer_real`, which holds the kernel timer entry of the
+    pending SIGALRM wake-up, whoever set it: alarm reads its deadline (entry[0]) and
+    cancels it with Kernel.cancel_timer, so this class keeps that slot current."""
+
+    def __init__(self, kernel, tg):
+        super().__init__(kernel, time.CLOCK_MONOTONIC, self._send)
+        self.tg = tg
+
+    def _send(self, count: int) -> None:
+        self.kernel.send_signal(self.tg, S.SIGALRM, pack_siginfo(S.SIGALRM, S.SI_KERNEL))
+
+    def _schedule(self) -> None:
+        super()._schedule()
+        self.tg.itimer_real = self._wakeup
+
+    def _fire(self) -> None:
+        fired = self._wakeup
+        super()._fire()
+        if self.tg.itimer_real is fired:
+            self.tg.itimer_real = self._wakeup
+
+    def cancel(self) -> None:
+        if self._wakeup is not None and self.tg.itimer_real is self._wakeup:
+            self.tg.itimer_real = None
+        super().cancel()
+
+    def owns_slot(self) -> bool:
+        entry = self._wakeup
+        return entry is not None and entry[2] is not None and self.tg.itimer_real is entry
 
 
-def _send_sigalrm(kernel, tg):
-    def expired(count):
-        kernel.send_signal(tg, S.SIGALRM, pack_siginfo(S.SIGALRM, S.SI_KERNEL))
-    return expired
+_real_itimers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# CPU time is not measured for the application, so ITIMER_VIRTUAL and ITIMER_PROF only
+# keep their setting (tg -> {which: (value ns, interval ns)}) and never expire.
+_cpu_itimers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _itimer(t, which) -> IntervalTimer:
-    timers = _itimers.get(t.tg)
-    if timers is None:
-        timers = _itimers[t.tg] = {}
-    timer = timers.get(which)
+def _real_itimer(t) -> RealITimer:
+    timer = _real_itimers.get(t.tg)
     if timer is None:
-        # Only ITIMER_REAL has an effect: CPU time is not measured for the application,
-        # so the virtual and profiling timers keep their setting and never expire.
-        on_expire = _send_sigalrm(t.kernel, t.tg) if which == ITIMER_REAL else None
-        timer = timers[which] = IntervalTimer(t.kernel, time.CLOCK_MONOTONIC, on_expire)
+        timer = _real_itimers[t.tg] = RealITimer(t.kernel, t.tg)
     return timer
 
 
-def _alarm_entry(tg):
-    """A pending alarm(2) timer (sentry/syscalls/time.py keeps it as a raw kernel timer
-    entry in tg.itimer_real), or None."""
-    entry = getattr(tg, "itimer_real", None)
-    return entry if entry is not None and entry[2] is not None else None
-
-
 def _itimer_state(t, which) -> tuple[int, int]:
-    """(remaining ns, interval ns); an armed timer never shows 0 remaining (Linux
-    reports 1 us for one that is due)."""
-    if which == ITIMER_REAL:
-        entry = _alarm_entry(t.tg)
-        if entry is not None:
-            return max(USEC, int((entry[0] - time.monotonic()) * 1e9)), 0
-    timer = _itimer(t, which)
+    """(remaining ns, interval ns). An armed ITIMER_REAL never shows 0 remaining: one that
+    is due but not yet serviced shows 1 us, as Linux's itimer_get_remtime does."""
     if which != ITIMER_REAL:
-        return (timer.expiry or 0), timer.interval
-    timer.catch_up()
-    return (max(USEC, timer.remaining()) if timer.armed else 0), timer.interval
+        return _cpu_itimers.get(t.tg, {}).get(which, (0, 0))
+    timer = _real_itimer(t)
+    if timer.owns_slot():
+        return max(USEC, timer.expiry - timer.now()), timer.interval
+    entry = t.tg.itimer_real                      # a pending alarm(2)
+    if entry is not None and entry[2] is not None:
+        return max(USEC, int((entry[0] - time.monotonic()) * NSEC)), 0
+    return 0, 0
 
 
 def _pack_itimerval(value: int, interval: int) -> bytes:
@@ -478,17 +513,15 @@ def sys_setitimer(t, which, new, old, *_):
     which = _check_which(which)
     old_state = _itimer_state(t, which)
     if value == 0:
-        interval = 0
-    timer = _itimer(t, which)
+        interval = 0                              # a disarmed timer has no interval
     if which == ITIMER_REAL:
-        entry = _alarm_entry(t.tg)
-        if entry is not None:
+        entry = t.tg.itimer_real
+        if entry is not None:                     # ours or alarm's: either way replaced
             t.kernel.cancel_timer(entry)
             t.tg.itimer_real = None
-        timer.arm(value, interval, absolute=False)
+        _real_itimer(t).arm(value, interval, absolute=False)
     else:
-        timer.cancel()
-        timer.expiry, timer.interval = (value or None), interval
+        _cpu_itimers.setdefault(t.tg, {})[which] = (value, interval)
     if old:
         t.copy_out(old, _pack_itimerval(*old_state))
     return 0

@@ -50,8 +50,10 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
         tg.exit_signal = sig
         tg.handlers = t.tg.handlers if flags & CLONE_SIGHAND else t.tg.handlers.copy()
         tg.rlimits = dict(t.tg.rlimits)
-        for a in ("uid", "gid", "euid", "egid", "suid", "sgid", "groups", "comm"):
-            setattr(tg, a, getattr(t.tg, a))
+        for a in ("uid", "gid", "euid", "egid", "suid", "sgid", "groups", "comm",
+                  "oom_score_adj", "oom_score_adj_min", "loginuid", "no_new_privs"):
+            if hasattr(t.tg, a):
+                setattr(tg, a, getattr(t.tg, a))
         k.set_pgrp(tg, t.tg.pgrp.pgid, t.tg.session)
     if flags & CLONE_FILES:
         fdt = t.fdtable

@@ -65,7 +65,7 @@ def unsupported(name: str, err: int = errno.ENOSYS, note: str = ""):
 
 def load_all():
     """Import every handler module so the table is complete."""
-    from . import fs, futex, mm, process, signal, time, misc, events  # noqa: F401
+    from . import fs, futex, mm, process, signal, time, misc, events, socket  # noqa: F401
     for name, nr in NUMBERS.items():
         if nr not in TABLE:
             TABLE[nr] = Entry(nr, name)

@@ -38,12 +38,25 @@ class _WatchedQueue(WaitQueue):
 
     def add(self, waiter, mask=0xFFFFFFFF):
         super().add(waiter, mask)
-        self._file._watch()
+        self._file._watch(self._wanted())
 
     def remove(self, waiter):
         super().remove(waiter)
-        if not len(self):
+        if len(self):
+            self._file._watch(self._wanted())
+        else:
             self._file._unwatch()
+
+    def _wanted(self) -> int:
+        """The epoll mask for what the waiters wait for: a reader must not be woken by
+        the terminal being writable (that would spin the loop)."""
+        mask = 0
+        for m in self._waiters.values():
+            if m & (POLLIN | POLLHUP | POLLERR):
+                mask |= select.EPOLLIN
+            if m & POLLOUT:
+                mask |= select.EPOLLOUT
+        return mask or select.EPOLLIN
 
 
 class HostTerminal:
@@ -72,14 +85,14 @@ class HostStdio(FileDescription):
                           ctime=st.st_ctime_ns)
         self.regular = _stat.S_ISREG(st.st_mode)
 
-    def _watch(self):
-        if not self._watching:
-            self._watching = True
-            try:
-                self.kernel.watch_fd(self.hostfd, select.EPOLLIN | select.EPOLLOUT,
-                                     lambda ev: self.waitqueue.notify())
-            except (OSError, ValueError):
-                self._watching = False   # regular files cannot be epolled: always ready
+    def _watch(self, mask):
+        if self._watching == mask:
+            return
+        try:
+            self.kernel.watch_fd(self.hostfd, mask, lambda ev: self.waitqueue.notify())
+            self._watching = mask
+        except (OSError, ValueError):
+            self._watching = False   # regular files cannot be epolled: always ready
 
     def _unwatch(self):
         if self._watching:

@@ -249,6 +249,9 @@ class ProcInode(Inode):
         self.refresh()
         return super().stat()
 
+    def blocks(self) -> int:
+        return 0                        # nothing is stored: du and ls "total" count 0
+
     def setattr(self, *, mode=None, uid=None, gid=None, size=None, atime_ns=None,
                 mtime_ns=None, ctime_ns=None) -> None:
         # proc_setattr: no chmod; a truncate (O_TRUNC of "echo x > file") is accepted and
@@ -444,7 +447,7 @@ def _mangle(s: bytes) -> bytes:
     """/proc/mounts escaping of a field: space, tab, newline and backslash as \\ooo."""
     out = bytearray()
     for c in s:
-        if c in b"\t":
+        if c in b" \t\n\\":
             out += b"\\%03o" % c
         else:
             out.append(c)

@@ -109,7 +109,6 @@ class SignalFD(AnonFile):
         self.task = task        # whose pending signals it reads (see the module comment)
         self.mask = 0
         self.set_mask(mask)
-        watch_signals(task.kernel)
         _by_group.setdefault(task.tg, weakref.WeakSet()).add(self)
 
     def set_mask(self, mask: int) -> None:

@@ -179,7 +179,7 @@ class VirtualFS:
         inode = loc.dentry.inode
         if not _st.S_ISLNK(inode.mode):
             raise SysError(errno.EINVAL)
-        return inode.readlink()
+        return inode.readlink(ctx) if hasattr(inode, "follow_link") else inode.readlink()
 
     def getcwd(self, ctx) -> bytes:
         cwd = ctx.cwd
@@ -197,7 +197,7 @@ class VirtualFS:
         if not flags & AT_EACCESS:
             c = ctx.creds
             ctx = PathContext(ctx.root, ctx.cwd, Creds(c.uid, c.gid, c.euid, c.egid, c.uid,
-                                                       c.gid, c.groups), ctx.umask)
+                                                       c.gid, c.groups), ctx.umask, ctx.task)
         loc = self.resolve(ctx, dir, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
         if mode == F_OK:
             return

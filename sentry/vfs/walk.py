@@ -88,7 +88,12 @@ class Walk:
         self.links += 1
         if self.links > MAXSYMLINKS:
             raise SysError(errno.ELOOP)
-        target = link.dentry.inode.readlink()
+        inode = link.dentry.inode
+        # procfs's magic links depend on who asks and may jump straight to a Location.
+        follow_link = getattr(inode, "follow_link", None)
+        target = follow_link(self.ctx) if follow_link is not None else inode.readlink()
+        if isinstance(target, Location):
+            return target
         if not target:
             raise SysError(errno.ENOENT)
         p, last, trailing = self.parent_of(parent, target)

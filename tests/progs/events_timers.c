@@ -68,6 +68,10 @@ int main(void) {
     struct itimerspec old;
     timer_settime(b, 0, &s, &old);
     printf("old interval=%ld\n", old.it_interval.tv_nsec);
+    s = spec(0, 5 * MS);
+    timer_settime(b, 0, &s, NULL);
+    timer_gettime(b, &cur);
+    printf("disarmed with interval: %ld %ld\n", cur.it_interval.tv_nsec, cur.it_value.tv_nsec);
     sigset_t pend;
     nap(10);
     sigpending(&pend);

@@ -1,0 +1,109 @@
+/* The ptrace floor: what a syscall round trip through PTRACE_SYSEMU costs on this host,
+ * with nothing else in the way.
+ *
+ *   ptrace_floor getppid MS
+ *
+ * A forked child runs the same timed getppid loop as iobench; the parent is the smallest
+ * tracer that can serve it: at each syscall stop it reads the registers, answers with its
+ * own pid (the child's real parent, so the child can verify the answer) and resumes with
+ * PTRACE_SYSEMU. Any sentry needs at least those three requests per syscall, so this is
+ * the floor for the ptrace platform.
+ *
+ * The child times itself with clock_gettime through the vDSO (no syscall, so no stop) and
+ * leaves its result in a shared page; its final exit_group is the signal to stop. Prints
+ * the same RESULT line as iobench.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PTRACE_SYSEMU
+#define PTRACE_SYSEMU 31
+#endif
+
+struct shared { long long ops; long long ns; int bad; };
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void child(struct shared *out, long long ms, pid_t expect) {
+    long long ops = 0, batch = 1;
+    int64_t t0 = now_ns(), limit = ms * 1000000, el = 0;
+    while (el < limit) {
+        int64_t before = el;
+        for (long long i = 0; i < batch; i++)
+            if (syscall(SYS_getppid) != expect) out->bad = 1;
+        ops += batch;
+        el = now_ns() - t0;
+        if ((el - before) * 32 < limit && batch < 65536) batch *= 2;
+    }
+    out->ops = ops;
+    out->ns = el;
+    syscall(SYS_exit_group, 0);       /* the tracer ends us here */
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3 || strcmp(argv[1], "getppid") != 0) {
+        printf("ERROR usage: ptrace_floor getppid MS\n");
+        return 1;
+    }
+    long long ms = atoll(argv[2]);
+    struct shared *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                             -1, 0);
+    if (sh == MAP_FAILED) { printf("ERROR mmap: %s\n", strerror(errno)); return 1; }
+    memset(sh, 0, sizeof *sh);
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) { printf("ERROR fork: %s\n", strerror(errno)); return 1; }
+    if (pid == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) _exit(3);
+        raise(SIGSTOP);
+        child(sh, ms, me);
+        _exit(4);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status)) {
+        printf("ERROR ptrace: child did not stop\n");
+        return 1;
+    }
+    ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+    if (ptrace(PTRACE_SYSEMU, pid, 0, 0) != 0) {
+        printf("ERROR PTRACE_SYSEMU: %s\n", strerror(errno));
+        return 1;
+    }
+    struct user_regs_struct regs;
+    for (;;) {
+        if (waitpid(pid, &status, __WALL) != pid) { printf("ERROR waitpid: %s\n", strerror(errno)); return 1; }
+        if (WIFEXITED(status) || WIFSIGNALED(status)) { printf("ERROR child died early\n"); return 1; }
+        int sig = WSTOPSIG(status);
+        if (sig != (SIGTRAP | 0x80)) {
+            printf("ERROR unexpected stop: signal %d\n", sig);
+            kill(pid, SIGKILL);
+            return 1;
+        }
+        ptrace(PTRACE_GETREGS, pid, 0, &regs);
+        if (regs.orig_rax == SYS_exit_group) break;
+        regs.rax = regs.orig_rax == SYS_getppid ? (unsigned long long)me : (unsigned long long)-ENOSYS;
+        ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        ptrace(PTRACE_SYSEMU, pid, 0, 0);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    if (sh->bad || sh->ops == 0) { printf("ERROR verify: wrong getppid answers\n"); return 1; }
+    printf("RESULT mode=getppid ops=%lld ns=%lld bytes=0 fs=-\n", sh->ops, sh->ns);
+    return 0;
+}
