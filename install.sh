@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs="gcc libc6-dev python3-venv python3-dev busybox-static"
-[ $want_test = 1 ] && pkgs="$pkgs diod tmux strace coreutils gzip tar sed gawk findutils python3"
+[ $want_test = 1 ] && pkgs="$pkgs diod tmux strace coreutils gzip tar sed gawk findutils python3 libpython3.11-testsuite procps"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

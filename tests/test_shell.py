@@ -73,3 +73,16 @@ def test_python3_threads_subprocess_fork_signal_tempfile_json():
     with open(script) as src, open(visible, "w") as dst:
         dst.write(src.read())
     assert_same([python, visible])
+
+
+CPYTHON_MODULES = ["test_json", "test_tempfile", "test_subprocess", "test_fnmatch", "test_glob"]
+
+
+def test_cpython_regression_modules_pass_inside():
+    """CPython's own regression tests for these modules pass inside the sandbox."""
+    if not os.path.exists("/usr/lib/python3.11/test/test_subprocess.py"):
+        pytest.skip("libpython3.11-testsuite is not installed")
+    box = run_sandbox(["/usr/bin/python3", "-m", "test", *CPYTHON_MODULES], timeout=900,
+                      cwd="/var/tmp")
+    out = box.stdout.decode(errors="replace")
+    assert box.returncode == 0 and "Tests result: SUCCESS" in out, out[-4000:]

@@ -1023,3 +1023,66 @@ for _prefix, _follow, _byfd, _kind in (("", True, False, "path"), ("l", False, F
         lambda t, a, buf, sz, *_, f=_follow, b=_byfd: _list(t, a, buf, sz, f, b))
     syscall(_prefix + "removexattr", (_kind, "str"))(
         lambda t, a, n, *_, f=_follow, b=_byfd: _remove(t, a, n, f, b))
+
+
+# ---- memfd, copy_file_range --------------------------------------------------------------
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC = 1, 2, 4, 8, 16
+
+
+def _memfd_mount(k):
+    """memfds live on a private tmpfs mount of the kernel (what /proc shows as /memfd:...)."""
+    mnt = getattr(k, "memfd_mount", None)
+    if mnt is None:
+        from ..vfs.mount import Mount
+        from ..vfs.dentry import Dentry
+        from ..vfs.tmpfs import TmpFS
+        fs = TmpFS(fstype="tmpfs")
+        root = Dentry(b"/", None, fs.root())
+        mnt = k.memfd_mount = Mount(fs, root, None, None, source="memfd")
+    return mnt
+
+
+@syscall("memfd_create", ("str", "flags"), ret="fd", support=PARTIAL,
+         note="sealing is refused; MAP_SHARED mappings of it are private copies")
+def sys_memfd_create(t, name_addr, flags, *_):
+    import stat as _st
+    from ..vfs.dentry import Dentry
+    from ..vfs.mount import Location
+    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC):
+        raise SysError(errno.EINVAL)
+    name = t.copy_in_string(name_addr, 250)
+    mnt = _memfd_mount(t.kernel)
+    inode = mnt.root.inode.new_tmpfile(_st.S_IFREG | 0o777, t.tg.euid, t.tg.egid)
+    d = Dentry(b"memfd:" + name, mnt.root, inode)
+    d.dead = True
+    desc = inode.open(Location(mnt, d), os.O_RDWR | 0o100000)
+    try:
+        return t.fdtable.install(desc, cloexec=bool(flags & MFD_CLOEXEC))
+    finally:
+        desc.decref()
+
+
+@syscall("copy_file_range", ("fd", "ptr", "fd", "ptr", "size", "flags"), support=PARTIAL,
+         note="copies through the sentry in 1 MiB steps")
+def sys_copy_file_range(t, fd_in, off_in, fd_out, off_out, length, flags):
+    if flags:
+        raise SysError(errno.EINVAL)
+    src, dst = t.fdtable.get(s32(fd_in)), t.fdtable.get(s32(fd_out))
+    if src.stream or dst.stream:
+        raise SysError(errno.EINVAL)
+    if not src.readable or not dst.writable or dst.flags & O_APPEND:
+        raise SysError(errno.EBADF)
+    oin = struct.unpack("<q", t.copy_in(off_in, 8))[0] if off_in else None
+    oout = struct.unpack("<q", t.copy_in(off_out, 8))[0] if off_out else None
+    if (oin is not None and oin < 0) or (oout is not None and oout < 0):
+        raise SysError(errno.EINVAL)
+    buf = bytearray(min(length, 1 << 20))
+    n = src.read([memoryview(buf)], oin)
+    if n <= 0:
+        return 0
+    w = dst.write([memoryview(buf)[:n]], oout)
+    if off_in:
+        t.copy_out(off_in, struct.pack("<q", oin + w))
+    if off_out:
+        t.copy_out(off_out, struct.pack("<q", oout + w))
+    return w

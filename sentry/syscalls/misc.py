@@ -55,13 +55,44 @@ def sys_sched_get_priority_min(t, policy, *_):
     return 1 if policy in (1, 2) else 0
 
 
-@syscall("getpriority", ("int", "int"))
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+
+
+def _prio_targets(t, which, who):
+    k = t.kernel
+    if which == PRIO_PROCESS:
+        tg = t.tg if who == 0 else k.groups.get(who)
+        return [tg] if tg is not None else []
+    if which == PRIO_PGRP:
+        pg = k.pgroups.get(who or t.tg.pgrp.pgid)
+        return list(pg.members) if pg else []
+    if which == PRIO_USER:
+        uid = t.tg.uid if who == 0 else who
+        return [g for g in k.groups.values() if g.uid == uid]
+    raise SysError(errno.EINVAL)
+
+
+@syscall("getpriority", ("int", "int"), note="returns 20 - nice, as the raw syscall does")
 def sys_getpriority(t, which, who, *_):
-    return 20
+    targets = _prio_targets(t, which, who & 0xffffffff)
+    if not targets:
+        raise SysError(errno.ESRCH)
+    return max(20 - getattr(g, "nice", 0) for g in targets)
 
 
-@syscall("setpriority", ("int", "int", "int"))
+@syscall("setpriority", ("int", "int", "int"), support=PARTIAL,
+         note="the nice value is kept and reported; it does not change scheduling")
 def sys_setpriority(t, which, who, prio, *_):
+    prio = prio - (1 << 64) if prio >> 63 else prio
+    prio = prio - (1 << 32) if prio >> 31 and prio < 1 << 32 else prio
+    targets = _prio_targets(t, which, who & 0xffffffff)
+    if not targets:
+        raise SysError(errno.ESRCH)
+    nice = max(-20, min(19, prio))
+    for g in targets:
+        if nice < getattr(g, "nice", 0) and t.tg.euid != 0:
+            raise SysError(errno.EACCES)
+        g.nice = nice
     return 0
 
 

@@ -17,8 +17,9 @@ Behaviour follows Linux's drivers/tty/n_tty.c, observable detail included:
     canonical read consumes but does not return (switching to raw mode exposes it);
   - echo goes through output processing (ONLCR, tabs, column tracking) except ^X
     forms; erasing a tab backs up to the right column;
-  - INTR/QUIT/SUSP flush the input (and, through the caller, the unread output) unless
-    NOFLSH, then echo;
+  - INTR/QUIT/SUSP flush the input unless NOFLSH, and with it the echo of this
+    receive() call not yet handed out (Linux commits echo at the end of a batch and the
+    flush empties its echo ring), then echo themselves;
   - a character that is not in the current "special" set (c_cc entries set to 0 are
     disabled) is ordinary data.
 Flow control (IXON's START/STOP) consumes the characters but never stops output;
@@ -180,8 +181,7 @@ class Termios:
 @dataclass(frozen=True)
 class Signal:
     """INTR/QUIT/SUSP was typed: send `sig` to the foreground process group. `flush`: the
-    discipline has dropped its input; the caller drops output the terminal has not read
-    yet (Linux flushes the driver's buffer), then goes on with the events that follow."""
+    discipline dropped its input (a packet-mode pty master is told so)."""
     sig: int
     flush: bool
 
@@ -448,6 +448,7 @@ class LineDiscipline:
         flush = not self._termios.lflag & NOFLSH
         if flush:
             self.flush_input()
+            self._events = [ev for ev in self._events if isinstance(ev, Signal)]
         self._events.append(Signal(sig, flush))
         if self._termios.lflag & ECHO:
             self._echo_char(c)

@@ -165,10 +165,9 @@ class PtyPair:
     # -- data movement -----------------------------------------------------------------
     def feed_slave(self) -> None:
         """Move master-written bytes into the slave's discipline while it has room; apply
-        the echo and signals that produces. Only an open slave takes input in: until
-        then (and after its last close) what the master writes waits, unechoed."""
+        the echo and signals that produces."""
         took = False
-        while self.to_slave and self.slave_count:
+        while self.to_slave:
             r = self.slave_ld.receive(self.to_slave, self.devpts.clock())
             if not r.consumed:
                 break
@@ -184,8 +183,10 @@ class PtyPair:
             if isinstance(ev, Signal):
                 self._signal_fg(ev.sig)
                 if ev.flush:
-                    # The discipline dropped its input; the driver's output goes too.
-                    self._flush_master_input(TIOCPKT_FLUSHREAD | TIOCPKT_FLUSHWRITE)
+                    # The discipline dropped its input (and its uncommitted echo); what
+                    # the master has not read stays, as since Linux 4.x, but a packet-mode
+                    # master hears of both flushes.
+                    self._packet_status(TIOCPKT_FLUSHREAD | TIOCPKT_FLUSHWRITE)
             else:
                 self.send_to_master(ev, echo=True)
 
@@ -209,19 +210,13 @@ class PtyPair:
             self.master_wq.notify(POLLIN | POLLRDNORM)
             self.slave_wq.notify(POLLOUT | POLLWRNORM)
 
-    def _flush_master_input(self, pkt: int = 0) -> None:
-        """Drop what the master has not read. `pkt`: the TIOCPKT status to report (only
-        flushes the slave side causes are reported)."""
-        self.to_master.clear()
+    def _flush_master_input(self) -> None:
         self.master_ld.flush_input()
-        self._packet_status(pkt)
-        self.slave_wq.notify(POLLOUT | POLLWRNORM)
+        self.feed_master()
 
-    def _flush_slave_input(self, pkt: int = 0) -> None:
-        self.to_slave.clear()
+    def _flush_slave_input(self) -> None:
         self.slave_ld.flush_input()
-        self._packet_status(pkt)
-        self.master_wq.notify(POLLOUT | POLLWRNORM)
+        self.feed_slave()
 
     def _packet_status(self, bits: int) -> None:
         if self.packet and bits:
@@ -229,20 +224,20 @@ class PtyPair:
             self.master_wq.notify(POLLIN | POLLPRI | POLLRDNORM)
 
     def flush(self, master_side: bool, queue: int) -> None:
-        """TCFLSH from one side: TCIFLUSH drops what that side would read, TCOFLUSH what
-        the other side has not read yet (a pty's "output buffer" is the peer's input)."""
+        """TCFLSH from one side. TCIFLUSH drops what that side's discipline holds for its
+        reader (bytes still in flight then flow in). TCOFLUSH has nothing to drop: a pty
+        keeps no output buffer, and Linux no longer empties the peer's input; a
+        packet-mode master is told of a slave's flushes."""
         if queue not in (TCIFLUSH, TCOFLUSH, TCIOFLUSH):
             raise SysError(errno.EINVAL)
         if queue in (TCIFLUSH, TCIOFLUSH):
             if master_side:
                 self._flush_master_input()
             else:
-                self._flush_slave_input(TIOCPKT_FLUSHREAD)
-        if queue in (TCOFLUSH, TCIOFLUSH):
-            if master_side:
                 self._flush_slave_input()
-            else:
-                self._flush_master_input(TIOCPKT_FLUSHWRITE)
+                self._packet_status(TIOCPKT_FLUSHREAD)
+        if queue in (TCOFLUSH, TCIOFLUSH) and not master_side:
+            self._packet_status(TIOCPKT_FLUSHWRITE)
 
     # -- the two sides' I/O ------------------------------------------------------------
     def master_write(self, data: bytes) -> int:
@@ -279,9 +274,7 @@ class PtyPair:
         return n
 
     def slave_read(self, nr: int, now: float, started: float):
-        """bytes, or ldisc.Wait; a hung-up slave reads end-of-file."""
-        if self.hung_up:
-            return b""
+        """bytes, or ldisc.Wait (the caller handles a hung-up slave)."""
         r = self.slave_ld.read(nr, now, started)
         if not isinstance(r, Wait):
             self.feed_slave()
@@ -394,7 +387,6 @@ class PtyPair:
         self.slave_count += 1
         self.slave_closed = False
         self.master_wq.notify()
-        self.feed_slave()
         # A session leader without a terminal acquires this one (tty_open_proc_set_tty).
         if (task is not None and not flags & O_NOCTTY and f.readable
                 and _is_session_leader(task) and task.tg.session.tty is None
@@ -750,7 +742,15 @@ class PtySlave(_PtyFile):
         # The syscall layer retries a waiting read with the same buffers; a new read()
         # builds new ones. VMIN=0/VTIME>0 times out from the start of the read.
         first = next(v for v in dst if len(v))
-        if self._read_view is None or self._read_view() is not first:
+        retry = self._read_view is not None and self._read_view() is first
+        if pair.hung_up:
+            # A read that was waiting when the master went wakes to EIO (n_tty_read sees
+            # TTY_OTHER_CLOSED); one issued afterwards reads end-of-file.
+            self._read_view = None
+            if retry:
+                raise SysError(errno.EIO)
+            return 0
+        if not retry:
             self._read_view = weakref.ref(first)
             self._read_started = now
         r = pair.slave_read(want, now, self._read_started)
