@@ -202,34 +202,11 @@ def w():
 
 
 @pytest.fixture
-def caller_aware(monkeypatch):
-    """The wiring procfs asks of the VFS (see the procfs module docstring): a walk hands
-    its PathContext to links that want it and jumps to a Location a magic link returns;
-    readlink(2) hands the PathContext too. Applied here so the caller-dependent parts can
-    be tested through real path walks."""
-    def follow(self, parent, link):
-        self.links += 1
-        if self.links > walk_mod.MAXSYMLINKS:
-            raise SysError(errno.ELOOP)
-        inode = link.dentry.inode
-        follow_link = getattr(inode, "follow_link", None)
-        target = follow_link(self.ctx) if follow_link is not None else inode.readlink()
-        if isinstance(target, Location):
-            return target
-        if not target:
-            raise SysError(errno.ENOENT)
-        p, last, trailing = self.parent_of(parent, target)
-        return self.finish(p, last, trailing, follow=True)
-
-    def readlink(self, ctx, dir, path):
-        loc = self.resolve(ctx, dir, path, follow=False)
-        inode = loc.dentry.inode
-        if not stat.S_ISLNK(inode.mode):
-            raise SysError(errno.EINVAL)
-        return inode.readlink(ctx) if hasattr(inode, "follow_link") else inode.readlink()
-
-    monkeypatch.setattr(walk_mod.Walk, "follow", follow)
-    monkeypatch.setattr(vfs_mod.VirtualFS, "readlink", readlink)
+def caller_aware():
+    """The walk hands its PathContext to links that want it and jumps to a Location a
+    magic link returns; readlink(2) hands the PathContext too. That wiring now lives in
+    the VFS itself (walk.Walk.follow, VirtualFS.readlink): nothing to patch."""
+    return None
 
 
 def errno_of(fn, *args):

@@ -170,24 +170,36 @@ def _check_write_result(t, r):
     return r
 
 
-def _read(t, fd, buf, count, offset):
+MAX_RW_COUNT = 0x7ffff000      # Linux caps one read/write at this many bytes
+
+
+def _buffer(t, buf, count, write):
+    count = min(count, MAX_RW_COUNT)
+    return t.mm.views(buf, count, write) if count else []
+
+
+def _read_views(t, fd, views, offset):
     desc = t.fdtable.get(s32(fd))
-    if count > 0x7ffff000:
-        count = 0x7ffff000
-    views = t.mm.views(buf, count, True) if count else []
     return (yield from _io(t, desc, desc.read, views, offset))
 
 
-def _write(t, fd, buf, count, offset):
+def _write_views(t, fd, views, offset):
     desc = t.fdtable.get(s32(fd))
-    if count > 0x7ffff000:
-        count = 0x7ffff000
-    views = t.mm.views(buf, count, False) if count else []
     try:
         r = yield from _io_write_all(t, desc, views, offset)
     except SysError as e:
         r = -e.errno
     return _check_write_result(t, r)
+
+
+def _read(t, fd, buf, count, offset):
+    t.fdtable.get(s32(fd))          # EBADF before EFAULT, as Linux orders them
+    return _read_views(t, fd, _buffer(t, buf, count, True), offset)
+
+
+def _write(t, fd, buf, count, offset):
+    t.fdtable.get(s32(fd))
+    return _write_views(t, fd, _buffer(t, buf, count, False), offset)
 
 
 @syscall("read", ("fd", "ptr", "size"))
@@ -231,19 +243,13 @@ def _iovecs(t, iov, cnt, write):
 
 
 def _vread(t, fd, iov, cnt, offset):
-    desc = t.fdtable.get(s32(fd))
-    views = _iovecs(t, iov, cnt, True)
-    return (yield from _io(t, desc, desc.read, views, offset))
+    t.fdtable.get(s32(fd))
+    return _read_views(t, fd, _iovecs(t, iov, cnt, True), offset)
 
 
 def _vwrite(t, fd, iov, cnt, offset):
-    desc = t.fdtable.get(s32(fd))
-    views = _iovecs(t, iov, cnt, False)
-    try:
-        r = yield from _io_write_all(t, desc, views, offset)
-    except SysError as e:
-        r = -e.errno
-    return _check_write_result(t, r)
+    t.fdtable.get(s32(fd))
+    return _write_views(t, fd, _iovecs(t, iov, cnt, False), offset)
 
 
 @syscall("readv", ("fd", "ptr", "int"))

@@ -214,13 +214,16 @@ def sys_rt_sigtimedwait(t, set_, info, ts, size, *_):
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             raise SysError(errno.EINVAL)
         deadline = _time.monotonic() + sec + nsec / 1e9
-    while True:
+    def take():
         item = t.pending.take(~want) or t.tg.pending.take(~want)
+        if item is not None and info:
+            t.copy_out(info, item[1])
+        return item
+
+    while True:
+        item = take()
         if item is not None:
-            sig, data = item
-            if info:
-                t.mm.write(info, data)
-            return sig
+            return item[0]
         old = t.sigmask
         t.sigmask &= ~want
         reason = yield Block([], deadline=deadline)
@@ -228,10 +231,5 @@ def sys_rt_sigtimedwait(t, set_, info, ts, size, *_):
         if reason == "timeout":
             return -errno.EAGAIN
         if reason == INTERRUPTED:
-            item = t.pending.take(~want) or t.tg.pending.take(~want)
-            if item is not None:
-                sig, data = item
-                if info:
-                    t.mm.write(info, data)
-                return sig
-            return -errno.EINTR
+            item = take()
+            return item[0] if item is not None else -errno.EINTR

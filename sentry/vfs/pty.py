@@ -183,9 +183,10 @@ class PtyPair:
             if isinstance(ev, Signal):
                 self._signal_fg(ev.sig)
                 if ev.flush:
-                    # The discipline dropped its input (and its uncommitted echo); what
-                    # the master has not read stays, as since Linux 4.x, but a packet-mode
-                    # master hears of both flushes.
+                    # The discipline dropped its input (and its uncommitted echo); the
+                    # driver drops its output still in flight, not what the master's
+                    # discipline already holds.
+                    self.to_master.clear()
                     self._packet_status(TIOCPKT_FLUSHREAD | TIOCPKT_FLUSHWRITE)
             else:
                 self.send_to_master(ev, echo=True)
@@ -225,9 +226,9 @@ class PtyPair:
 
     def flush(self, master_side: bool, queue: int) -> None:
         """TCFLSH from one side. TCIFLUSH drops what that side's discipline holds for its
-        reader (bytes still in flight then flow in). TCOFLUSH has nothing to drop: a pty
-        keeps no output buffer, and Linux no longer empties the peer's input; a
-        packet-mode master is told of a slave's flushes."""
+        reader (bytes still in flight then flow in). TCOFLUSH drops this side's output
+        still in flight to the peer (Linux's pty_flush_buffer empties the peer's flip
+        buffer, not its discipline). A packet-mode master is told of a slave's flushes."""
         if queue not in (TCIFLUSH, TCOFLUSH, TCIOFLUSH):
             raise SysError(errno.EINVAL)
         if queue in (TCIFLUSH, TCIOFLUSH):
@@ -236,8 +237,14 @@ class PtyPair:
             else:
                 self._flush_slave_input()
                 self._packet_status(TIOCPKT_FLUSHREAD)
-        if queue in (TCOFLUSH, TCIOFLUSH) and not master_side:
-            self._packet_status(TIOCPKT_FLUSHWRITE)
+        if queue in (TCOFLUSH, TCIOFLUSH):
+            if master_side:
+                self.to_slave.clear()
+                self.master_wq.notify(POLLOUT | POLLWRNORM)
+            else:
+                self.to_master.clear()
+                self.slave_wq.notify(POLLOUT | POLLWRNORM)
+                self._packet_status(TIOCPKT_FLUSHWRITE)
 
     # -- the two sides' I/O ------------------------------------------------------------
     def master_write(self, data: bytes) -> int:
