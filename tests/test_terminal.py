@@ -78,3 +78,29 @@ def test_line_editing_backspace(shell):
     shell.wait_for("box$")
     shell.send("echo abX", "BSpace", "c", "Enter")
     shell.wait_for("\nabc")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_job_control_stop_background_foreground():
+    t = Tmux(f"cd /var/tmp && {sys.executable} -m pysentry.sentry.cli run -- /bin/bash --norc -i; "
+             "sleep 30")
+    try:
+        t.wait_for("# ")
+        t.send("sleep 50", "Enter")
+        time.sleep(1.0)
+        t.send("C-z")
+        t.wait_for("Stopped                 sleep 50")
+        t.send("bg", "Enter")
+        t.wait_for("sleep 50 &")
+        t.send("jobs", "Enter")
+        t.wait_for("Running                 sleep 50 &")
+        t.send("kill %1", "Enter")
+        t.wait_for("Terminated              sleep 50")
+        t.send("sleep 60 &", "Enter")
+        t.send("fg", "Enter")
+        time.sleep(1.0)
+        t.send("C-c")
+        t.send("echo back at the prompt", "Enter")
+        t.wait_for("\nback at the prompt")
+    finally:
+        t.kill()

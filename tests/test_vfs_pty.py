@@ -7,14 +7,27 @@ of the slave gets and what the master shows (echo, output processing) must be th
 """
 import errno
 import fcntl
+import hashlib
 import os
 import select
+import stat as _st
 import struct
+import subprocess
+import sys
 
 import pytest
 
+from conftest import BUILD, ROOT, SANDBOX_TIMEOUT
+from pysentry.sentry.kernel.errors import SysError, WouldBlock
+from pysentry.sentry.kernel.task import ProcessGroup, Session, ThreadGroup
+from pysentry.sentry.kernel.wait import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 from pysentry.sentry.vfs import ldisc as L
+from pysentry.sentry.vfs import pty as P
+from pysentry.sentry.vfs.devfs import DevFS
+from pysentry.sentry.vfs.fdtable import FDTable
 from pysentry.sentry.vfs.ldisc import LineDiscipline, Signal, Termios, Wait
+from pysentry.sentry.vfs.tmpfs import TmpFS
+from pysentry.sentry.vfs.vfs import VirtualFS
 
 TCGETS, TCSETS = 0x5401, 0x5402
 
@@ -376,18 +389,6 @@ def test_flush_input_forgets_everything():
 # =========================================================================================
 # The pty pair, devpts and /dev/tty, through the VFS with a stand-in kernel
 # =========================================================================================
-import stat as _st                                            # noqa: E402
-
-from pysentry.sentry.kernel.errors import SysError, WouldBlock  # noqa: E402
-from pysentry.sentry.kernel.task import ProcessGroup, Session, ThreadGroup  # noqa: E402
-from pysentry.sentry.kernel.wait import (POLLERR, POLLHUP, POLLIN, POLLOUT,  # noqa: E402
-                                         POLLPRI)
-from pysentry.sentry.vfs import pty as P                      # noqa: E402
-from pysentry.sentry.vfs.devfs import DevFS                   # noqa: E402
-from pysentry.sentry.vfs.fdtable import FDTable               # noqa: E402
-from pysentry.sentry.vfs.tmpfs import TmpFS                   # noqa: E402
-from pysentry.sentry.vfs.vfs import VirtualFS                 # noqa: E402
-
 POLL_BITS = POLLIN | POLLOUT | POLLERR | POLLHUP | POLLPRI
 TIOCGPTN, TIOCSPTLCK, TIOCGPTLCK, TIOCGPTPEER = 0x80045430, 0x40045431, 0x80045439, 0x5441
 TIOCGPGRP, TIOCSPGRP, TIOCGSID, TIOCSCTTY, TIOCNOTTY = 0x540F, 0x5410, 0x5429, 0x540E, 0x5422
@@ -1271,9 +1272,6 @@ sys.exit(sb.run())
 def _compile(src: str) -> str:
     """conftest.compile_c takes a file name or short source: this program is too long
     for its "is it a file name?" check, so compile it here, into the same directory."""
-    import hashlib
-    import subprocess
-    from conftest import BUILD
     out = BUILD / ("pty_program-" + hashlib.sha256(src.encode()).hexdigest()[:16])
     if not out.exists():
         BUILD.mkdir(parents=True, exist_ok=True)
@@ -1286,9 +1284,6 @@ def _compile(src: str) -> str:
 
 
 def test_a_pty_program_behaves_as_natively():
-    import subprocess
-    import sys
-    from conftest import ROOT, SANDBOX_TIMEOUT
     prog = _compile(PTY_PROGRAM)
     native = subprocess.run([prog], capture_output=True, timeout=60)
     box = subprocess.run([sys.executable, "-c", LAUNCHER, prog], capture_output=True,

@@ -44,6 +44,18 @@ __attribute__((unused)) static long ok_(const char *sys, const char *what, long 
     return ret;
 }
 
+/* For an fd-returning call checked only for success: prints "fd" and closes it, so that
+ * a difference here does not shift the fd numbers every later line sees. */
+__attribute__((unused)) static long fd_(const char *sys, const char *what, long ret) {
+    if (ret == -1) printf("%s %s: -1 %s\n", sys, what, ename(errno));
+    else {
+        printf("%s %s: fd\n", sys, what);
+        close((int)ret);
+    }
+    return ret;
+}
+
+#define FD(sys, what, expr) fd_(#sys, what, (long)(expr))
 #define R(sys, what, expr) r_(#sys, what, (long)(expr))
 #define OK(sys, what, expr) ok_(#sys, what, (long)(expr))
 #define SAY(sys, what, fmt, ...) printf(#sys " " what ": " fmt "\n", ##__VA_ARGS__)

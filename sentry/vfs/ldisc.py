@@ -272,16 +272,13 @@ class LineDiscipline:
     def _head(self) -> int:
         return self._tail + len(self._buf)
 
-    def _flag(self, which: str, bit: int) -> bool:
-        return bool(getattr(self._termios, which) & bit)
-
     # -- input ---------------------------------------------------------------------------
     def receive(self, data, now: float = 0.0) -> Received:
         """Take typed bytes, as many as the read buffer allows (n_tty_receive_buf_common)."""
         data = bytes(data)
         self._events = []
         done = 0
-        parmrk = self._flag("iflag", PARMRK)
+        parmrk = bool(self._termios.iflag & PARMRK)
         while done < len(data):
             room = N_TTY_BUF_SIZE - len(self._buf)
             if parmrk:
@@ -367,7 +364,7 @@ class LineDiscipline:
             self._put(c)
         self._put(c)
 
-    def _receive_normal(self, c: int) -> None:
+    def _special_as_data(self, c: int) -> None:
         """A special character that turned out to be data (the tail of
         n_tty_receive_char_special): a newline made from CR echoes as a newline."""
         if self._termios.lflag & ECHO:
@@ -434,7 +431,7 @@ class LineDiscipline:
                     self._put(c)
                 self._end_line(c)
                 return
-        self._receive_normal(c)
+        self._special_as_data(c)
 
     def _end_line(self, c: int) -> None:
         self._eols.append(self._head)
@@ -623,7 +620,7 @@ class LineDiscipline:
                 self.column += 1
         return bytes((c,))
 
-    def output_size(self, c: int) -> int:
+    def _output_size(self, c: int) -> int:
         """How many bytes output processing turns `c` into at the current column."""
         o = self._termios.oflag
         if not o & OPOST:
@@ -659,7 +656,7 @@ class LineDiscipline:
                 done += len(run)
                 continue
             c = data[done]
-            if self.output_size(c) > room - len(out):
+            if self._output_size(c) > room - len(out):
                 break
             out += self._output_char(c)
             done += 1

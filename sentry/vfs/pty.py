@@ -42,7 +42,7 @@ from ..kernel.wait import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDNOR
                            POLLWRNORM, WaitQueue)
 from . import iov
 from .devices import TTYAUX_MAJOR
-from .file import FileDescription
+from .file import O_ACCMODE, O_APPEND, O_NONBLOCK, FileDescription
 from .inode import Dirent, Filesystem, Inode
 from .ldisc import (CREAD, CS8, CSIZE, EXTPROC, IXON, PARENB, VSTART, VSTOP, LineDiscipline,
                     Signal, Termios, Wait)
@@ -692,7 +692,7 @@ class PtyMaster(_PtyFile):
     def _gptpeer(self, task, arg):
         """Open the slave without a path lookup; returns the new fd."""
         pair = self.pair
-        flags = arg & 0xFFFFFFFF
+        flags = arg & (O_ACCMODE | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_APPEND)
         slave = pair.open_slave(pair.devpts.slave_location(pair), flags, task)
         try:
             return task.fdtable.install(slave, cloexec=bool(flags & O_CLOEXEC))
