@@ -85,7 +85,7 @@ def test_bash_job_control_stop_background_foreground():
     t = Tmux(f"cd /var/tmp && {sys.executable} -m pysentry.sentry.cli run -- /bin/bash --norc -i; "
              "sleep 30")
     try:
-        t.wait_for("# ")
+        t.wait_for("bash-")          # the prompt (tmux drops its trailing space)
         t.send("sleep 50", "Enter")
         time.sleep(1.0)
         t.send("C-z")

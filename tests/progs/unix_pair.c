@@ -137,11 +137,15 @@ static void eof_and_epipe(void) {
     close(sv[1]);
 
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
-    send(sv[1], "unread", 6, 0);
+    send(sv[1], "mine", 4, 0);
+    send(sv[0], "unread", 6, 0);
     close(sv[1]);        /* closing with unread data resets the peer */
     printf("reset peer poll %#x\n", revents(sv[0]));
     n = recv(sv[0], buf, sizeof buf, 0);
-    printf("recv -> %s, then -> %zd\n", err(n), recv(sv[0], buf, sizeof buf, 0));
+    printf("queued data first -> %zd\n", n);
+    n = recv(sv[0], buf, sizeof buf, 0);
+    printf("then -> %s, then -> %zd\n", err(n), recv(sv[0], buf, sizeof buf, 0));
+    printf("send -> %s\n", err(send(sv[0], "x", 1, MSG_NOSIGNAL)));
     close(sv[0]);
 
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
@@ -162,6 +166,7 @@ static void blocking_wakeups(void) {
     socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv);
     pid_t pid = fork();
     if (pid == 0) {
+        close(sv[0]);
         char buf[32];
         ssize_t n = recv(sv[1], buf, sizeof buf, 0);    /* blocks until the parent writes */
         send(sv[1], buf, n, 0);

@@ -1,0 +1,80 @@
+/* pysentry KVM platform: the VM, its vCPU threads and the guest page tables.
+ *
+ * Guest physical layout (GPA):
+ *   [0, 1 TiB)             the memory file, GPA == file offset; KVM slots of 1 GiB made on
+ *                          first use (a slot of the whole file would make KVM allocate its
+ *                          per-page metadata for the whole terabyte);
+ *   PK_SYS_GPA             the system area: ring-0 stub code, IDT, kernel-half page tables,
+ *                          the maintenance batch, and per-vCPU GDT/TSS/stack pages;
+ *   PK_PT_GPA              the pool of user page-table pages.
+ * Guest virtual layout: the application owns [0, PK_USER_TOP); the last PML4 slot
+ * (PK_KBASE..) maps the system area and a window onto the page-table pool, supervisor-only,
+ * identically in every address space.
+ */
+#include <stdint.h>
+#include <sys/user.h>
+
+#define PK_SYS_GPA   0x20000000000ULL
+#define PK_SYS_SIZE  0x4000000ULL          /* 64 MiB */
+#define PK_PT_GPA    0x30000000000ULL
+#define PK_PT_SIZE   0x40000000ULL         /* 1 GiB of page-table pages */
+#define PK_KBASE     0xffffff8000000000ULL /* system area, virtual */
+#define PK_KPT       (PK_KBASE + 0x40000000ULL)  /* page-table pool window, virtual */
+#define PK_USER_TOP  0x7ffffffff000ULL
+#define PK_MAX_VCPUS 512
+
+/* Ports the stub exits through. */
+#define PK_PORT_SYSCALL 0x10   /* ring 0 reached through LSTAR (hardware-virtualized hosts) */
+#define PK_PORT_EXC     0x11   /* any exception; the frame is on the vCPU's ring-0 stack */
+#define PK_PORT_DONE    0x12   /* end of a maintenance batch */
+
+/* Event kinds reported to Python (match sentry/platform.py where they overlap). */
+#define PK_EV_SYSCALL   1
+#define PK_EV_FAULT     2
+#define PK_EV_INTERRUPT 3
+#define PK_EV_GONE      4
+
+struct pk_event {
+    int kind;
+    int vector;          /* PK_EV_FAULT: the x86 exception vector */
+    uint64_t error;      /* its error code */
+    uint64_t cr2;        /* #PF: faulting address */
+    int exit_reason;     /* PK_EV_GONE: KVM exit reason, or -errno of KVM_RUN */
+    uint64_t detail;     /* PK_EV_GONE: guest rip when known */
+};
+
+struct pk_vm;
+struct pk_as;
+struct pk_vcpu;
+
+/* The VM. memfd/memsize: the memory file. Returns NULL with *err = -errno / a PK_E code. */
+struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen);
+void pk_vm_destroy(struct pk_vm *vm);
+int pk_vm_event_fd(struct pk_vm *vm);
+uint64_t pk_vm_xcr0(struct pk_vm *vm);
+int pk_vm_xstate_size(struct pk_vm *vm);
+/* Ids of vCPUs that stopped since the last call (at most max). */
+int pk_vm_collect(struct pk_vm *vm, int *ids, int max);
+/* Statistics: maintenance runs and guest page-table writes, for tests and benchmarks. */
+uint64_t pk_vm_stat(struct pk_vm *vm, int which);
+
+/* Address spaces: page tables built from the sentry's mappings of the memory file. */
+struct pk_as *pk_as_create(struct pk_vm *vm);
+int pk_as_map(struct pk_as *as, uint64_t va, uint64_t len, uint64_t off, int prot);
+int pk_as_unmap(struct pk_as *as, uint64_t va, uint64_t len);
+int pk_as_protect(struct pk_as *as, uint64_t va, uint64_t len, int prot);
+void pk_as_release(struct pk_as *as);
+/* Test hook: the leaf entry for va (0 when absent). */
+uint64_t pk_as_lookup(struct pk_as *as, uint64_t va);
+
+/* vCPUs: a pool; each has its own host thread that runs KVM_RUN. */
+struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err);
+void pk_vcpu_put(struct pk_vcpu *v);
+int pk_vcpu_id(struct pk_vcpu *v);
+struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id);
+struct pk_event *pk_vcpu_event(struct pk_vcpu *v);
+/* Run the application with regs in as until its next event (reported via pk_vm_collect). */
+int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as);
+void pk_vcpu_kick(struct pk_vcpu *v);
+int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf4096);
+int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);

@@ -1,0 +1,107 @@
+/* Internals shared by kvm_vm.c, kvm_mmu.c and kvm_guest.c (not part of the cffi interface). */
+#ifndef PK_INTERNAL_H
+#define PK_INTERNAL_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <linux/kvm.h>
+#include "kvm_core.h"
+
+/* System area offsets (from PK_SYS_GPA / PK_KBASE). */
+#define SYS_CODE    0x0000     /* 2 pages of stub code */
+#define SYS_IDT     0x2000
+#define SYS_IDLE    0x3000     /* a PML4 with only the kernel half: cr3 of idle vCPUs */
+#define SYS_KPDPT   0x4000
+#define SYS_KPD_SYS 0x5000
+#define SYS_KPD_PT  0x6000
+#define SYS_BATCH   0x8000     /* maintenance batch: 24-byte entries up to SYS_VCPUS */
+#define SYS_BATCH_END 0x100000
+#define SYS_VCPUS   0x100000   /* vCPU i: GDT+TSS page, then its ring-0 stack page */
+#define VCPU_AREA   0x2000
+#define TSS_OFF     0x100
+
+#define SEL_KCODE 0x10
+#define SEL_KDATA 0x18
+#define SEL_UDATA 0x2b
+#define SEL_UCODE 0x33
+#define SEL_TSS   0x40
+
+/* Page-table entry bits. */
+#define PTE_P   0x1ULL
+#define PTE_W   0x2ULL
+#define PTE_U   0x4ULL
+#define PTE_A   0x20ULL
+#define PTE_D   0x40ULL
+#define PTE_PS  0x80ULL
+#define PTE_PROTNONE 0x200ULL   /* software bit: not present, but the frame is remembered */
+#define PTE_NX  (1ULL << 63)
+#define PTE_ADDR 0x000ffffffffff000ULL
+
+struct batch_entry { uint64_t va, val, size; };
+
+struct pk_vcpu {
+    struct pk_vm *vm;
+    int id;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    int has_thread;
+    int in_use;
+    /* Loop thread -> vCPU thread. */
+    _Atomic uint32_t go;              /* futex word: 1 = run, 2 = quit */
+    _Atomic int kick;                 /* the kernel asked for a stop */
+    _Atomic int running;              /* between resume and the report of its stop */
+    struct user_regs_struct *regs;    /* the context's registers, valid while running */
+    struct pk_as *as;
+    /* State the vCPU thread keeps between runs. */
+    uint64_t loaded_as_id;            /* whose cr3 is loaded (0: none / idle) */
+    uint64_t fs_base, gs_base;
+    int in_user;                      /* stopped in ring 3 (a kick): next entry sets sregs */
+    int need_sregs;
+    struct kvm_sregs sregs0;          /* ring-0 template */
+    uint8_t *area;                    /* host view of its GDT/TSS page + stack page */
+    struct pk_event ev;
+};
+
+struct pk_vm {
+    int kvm_fd, vm_fd, event_fd;
+    int run_size;
+    uint8_t *sys;                 /* host view of the system area */
+    uint8_t *pt;                  /* host view of the page-table pool */
+    uint8_t *mem;                 /* host view of the memory file */
+    uint64_t memsize;
+    uint8_t *slot_made;           /* per 1 GiB chunk of the memory file */
+    struct kvm_cpuid2 *cpuid;
+    uint64_t xcr0;
+    int xstate_size;
+    /* page-table pool */
+    uint64_t pt_bump;
+    uint64_t *clean, *dirty;      /* free page GPAs: clean ones are zero and unknown to KVM */
+    int nclean, ndirty, cap_clean, cap_dirty;
+    uint64_t next_as_id;
+    /* the batch of guest-performed writes being built */
+    int nbatch;
+    uint64_t stat_runs, stat_writes, stat_replaced;
+    /* vCPUs; vcpus[0] is the maintenance vCPU, run on the loop thread only */
+    struct pk_vcpu *vcpus[PK_MAX_VCPUS];
+    int nvcpus;
+    pthread_mutex_t lock;         /* the completion ring */
+    int ring[PK_MAX_VCPUS + 1];
+    int ring_head, ring_tail;
+};
+
+struct pk_as {
+    struct pk_vm *vm;
+    uint64_t id;
+    uint64_t pml4;                /* GPA */
+};
+
+/* kvm_guest.c */
+uint64_t pk_stub_addr(int which);   /* 0 lstar, 1 iret, 2 maintenance, 3 vectors */
+void pk_guest_build_system(struct pk_vm *vm);
+void pk_guest_build_vcpu(struct pk_vm *vm, struct pk_vcpu *v);
+void pk_guest_sregs0(struct pk_vm *vm, struct pk_vcpu *v, struct kvm_sregs *s);
+/* kvm_mmu.c */
+int pk_mmu_init(struct pk_vm *vm);
+int pk_maintenance_run(struct pk_vm *vm, uint64_t cr3);
+int pk_ensure_slot(struct pk_vm *vm, uint64_t off);
+#endif
