@@ -95,6 +95,8 @@ def test_bash_job_control_stop_background_foreground():
         t.send("jobs", "Enter")
         t.wait_for("Running                 sleep 50 &")
         t.send("kill %1", "Enter")
+        time.sleep(0.5)
+        t.send("jobs", "Enter")       # bash reports the job's end at its next prompt
         t.wait_for("Terminated              sleep 50")
         t.send("sleep 60 &", "Enter")
         t.send("fg", "Enter")

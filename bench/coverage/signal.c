@@ -144,13 +144,13 @@ int main(void) {
 
     /* signalfd / signalfd4 */
     SC(rt_sigprocmask, SIG_BLOCK, &set, NULL, 8);
-    int sfd = R(signalfd, "new", SC(signalfd, -1, &set, 8));
+    int sfd = OK(signalfd, "new", SC(signalfd, -1, &set, 8));
     kill(getpid(), SIGUSR1);
     struct signalfd_siginfo ssi;
     R(read, "signalfd record", read(sfd, &ssi, sizeof ssi));
     SAY(signalfd, "record", "signo %u code %s", ssi.ssi_signo, (int)ssi.ssi_code == SI_USER ? "SI_USER" : "other");
     R(signalfd, "bad size", SC(signalfd, -1, &set, 4));
-    int sfd4 = R(signalfd4, "NONBLOCK|CLOEXEC", SC(signalfd4, -1, &set, 8, SFD_NONBLOCK | SFD_CLOEXEC));
+    int sfd4 = OK(signalfd4, "NONBLOCK|CLOEXEC", SC(signalfd4, -1, &set, 8, SFD_NONBLOCK | SFD_CLOEXEC));
     R(signalfd4, "read with nothing pending", read(sfd4, &ssi, sizeof ssi));
     R(signalfd4, "bad flags", SC(signalfd4, -1, &set, 8, 1));
     R(signalfd4, "update mask of a non-signalfd", SC(signalfd4, 1, &set, 8, 0));

@@ -1,0 +1,300 @@
+/* Guest page tables, built by the sentry from its address-space mappings.
+ *
+ * The constraint that shapes this file: KVM's shadow MMU (the only MMU on a PVM host, and
+ * the one nested setups fall back to) keeps its own copy of each guest page-table page and
+ * learns of changes only from *guest* writes. The host may therefore write an entry itself
+ * only when it goes from not-present to present (nothing can have been cached for it).
+ * Every other change - unmap, a narrower protection, a new frame for a COW break - is
+ * queued in a batch that the ring-0 stub applies on the maintenance vCPU, followed by two
+ * cr3 loads that make KVM resync; KVM then flushes every vCPU's view itself.
+ *
+ * When many entries of one leaf table change, the table is replaced instead: a fresh page
+ * (unknown to KVM) gets the new contents from the host, and one guest write swaps the
+ * directory entry. Freed table pages are "scrubbed" by a misaligned 2-byte guest write,
+ * which makes KVM drop any shadow of them, before they are reused.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include "kvm_internal.h"
+
+#define REPLACE_THRESHOLD 8       /* present-entry changes in one table that justify a swap */
+#define BATCH_MAX ((SYS_BATCH_END - SYS_BATCH) / sizeof(struct batch_entry))
+
+static inline uint64_t *pt_host(struct pk_vm *vm, uint64_t gpa) {
+    return (uint64_t *)(vm->pt + (gpa - PK_PT_GPA));
+}
+static inline uint64_t pt_window(uint64_t gpa) { return PK_KPT + (gpa - PK_PT_GPA); }
+
+static int push(uint64_t **arr, int *n, int *cap, uint64_t v) {
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 256;
+        uint64_t *na = realloc(*arr, (size_t)nc * sizeof(uint64_t));
+        if (!na) return -ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
+int pk_mmu_init(struct pk_vm *vm) {
+    vm->pt_bump = PK_PT_GPA;
+    return 0;
+}
+
+static struct batch_entry *batch(struct pk_vm *vm) {
+    return (struct batch_entry *)(vm->sys + SYS_BATCH);
+}
+
+/* Apply the queued batch (and scrub freed pages) under cr3, on the maintenance vCPU. */
+int pk_maintenance_run(struct pk_vm *vm, uint64_t cr3) {
+    struct batch_entry *b = batch(vm);
+    int scrubbed = 0;
+    while (vm->ndirty && vm->nbatch < (int)BATCH_MAX) {
+        uint64_t gpa = vm->dirty[--vm->ndirty];
+        b[vm->nbatch++] = (struct batch_entry){pt_window(gpa), 0, 2};
+        scrubbed++;
+    }
+    if (vm->nbatch == 0) return 0;
+    struct pk_vcpu *m = vm->vcpus[0];
+    struct kvm_regs r;
+    memset(&r, 0, sizeof r);
+    r.rip = pk_stub_addr(2);
+    r.rsp = PK_KBASE + SYS_VCPUS + VCPU_AREA;       /* its own stack top (unused) */
+    r.rflags = 2;
+    r.rbx = cr3;
+    r.rdx = PK_SYS_GPA + SYS_IDLE;
+    r.rsi = PK_KBASE + SYS_BATCH;
+    r.rcx = (uint64_t)vm->nbatch;
+    if (ioctl(m->fd, KVM_SET_REGS, &r) < 0) return -errno;
+    int rc;
+    do rc = ioctl(m->fd, KVM_RUN, 0); while (rc < 0 && (errno == EINTR || errno == EAGAIN));
+    if (rc < 0) return -errno;
+    if (m->run->exit_reason != KVM_EXIT_IO || m->run->io.port != PK_PORT_DONE)
+        return -EIO;
+    vm->stat_runs++;
+    vm->stat_writes += (uint64_t)vm->nbatch;
+    /* The scrubbed pages are now unknown to KVM: zero them and make them reusable. The
+     * entries at the end of the batch are exactly those scrubs. */
+    for (int i = vm->nbatch - scrubbed; i < vm->nbatch; i++) {
+        uint64_t gpa = b[i].va - PK_KPT + PK_PT_GPA;
+        memset(pt_host(vm, gpa), 0, 4096);
+        if (push(&vm->clean, &vm->nclean, &vm->cap_clean, gpa)) return -ENOMEM;
+    }
+    vm->nbatch = 0;
+    return 0;
+}
+
+static int queue_write(struct pk_vm *vm, uint64_t gpa_of_entry, uint64_t val, uint64_t cr3) {
+    if (vm->nbatch >= (int)BATCH_MAX) {
+        int r = pk_maintenance_run(vm, cr3);
+        if (r) return r;
+    }
+    batch(vm)[vm->nbatch++] = (struct batch_entry){pt_window(gpa_of_entry), val, 8};
+    return 0;
+}
+
+/* A zeroed page-table page that KVM has no shadow of. */
+static int64_t pt_alloc(struct pk_vm *vm) {
+    if (vm->nclean == 0 && vm->ndirty > 0) {
+        int r = pk_maintenance_run(vm, PK_SYS_GPA + SYS_IDLE);
+        if (r) return r;
+    }
+    if (vm->nclean) return (int64_t)vm->clean[--vm->nclean];
+    if (vm->pt_bump >= PK_PT_GPA + PK_PT_SIZE) return -ENOMEM;
+    uint64_t g = vm->pt_bump;
+    vm->pt_bump += 4096;
+    return (int64_t)g;
+}
+static void pt_free(struct pk_vm *vm, uint64_t gpa) {
+    push(&vm->dirty, &vm->ndirty, &vm->cap_dirty, gpa);
+}
+
+struct pk_as *pk_as_create(struct pk_vm *vm) {
+    int64_t g = pt_alloc(vm);
+    if (g < 0) return NULL;
+    struct pk_as *as = calloc(1, sizeof *as);
+    if (!as) { pt_free(vm, (uint64_t)g); return NULL; }
+    as->vm = vm;
+    as->id = ++vm->next_as_id;
+    as->pml4 = (uint64_t)g;
+    pt_host(vm, as->pml4)[511] = (PK_SYS_GPA + SYS_KPDPT) | PTE_P | PTE_W | PTE_A;
+    return as;
+}
+
+static void free_tree(struct pk_vm *vm, uint64_t gpa, int level) {
+    if (level > 1) {
+        uint64_t *t = pt_host(vm, gpa);
+        int top = level == 4 ? 256 : 512;        /* the kernel half is shared: never freed */
+        for (int i = 0; i < top; i++)
+            if (t[i] & PTE_P) free_tree(vm, t[i] & PTE_ADDR, level - 1);
+    }
+    pt_free(vm, gpa);
+}
+
+void pk_as_release(struct pk_as *as) {
+    if (!as) return;
+    free_tree(as->vm, as->pml4, 4);
+    free(as);
+}
+
+static uint64_t leaf_bits(int prot) {
+    /* PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4: x86 cannot express write- or exec-only. */
+    uint64_t b = PTE_P | PTE_U | PTE_A | PTE_D;
+    if (prot & 2) b |= PTE_W;
+    if (!(prot & 4)) b |= PTE_NX;
+    return b;
+}
+
+/* The leaf table covering va (GPA), creating the levels above when create is set;
+ * 0 when absent. Upper-level entries only ever go from absent to present here. */
+static int64_t leaf_table(struct pk_as *as, uint64_t va, int create) {
+    struct pk_vm *vm = as->vm;
+    uint64_t table = as->pml4;
+    for (int level = 4; level > 1; level--) {
+        int idx = (int)((va >> (12 + 9 * (level - 1))) & 511);
+        uint64_t *e = pt_host(vm, table) + idx;
+        if (!(*e & PTE_P)) {
+            if (!create) return 0;
+            int64_t g = pt_alloc(vm);
+            if (g < 0) return g;
+            *e = (uint64_t)g | PTE_P | PTE_W | PTE_U | PTE_A;
+        }
+        table = *e & PTE_ADDR;
+    }
+    return (int64_t)table;
+}
+
+/* The entry (GPA) that points at the leaf table covering va. */
+static uint64_t pde_gpa(struct pk_as *as, uint64_t va) {
+    struct pk_vm *vm = as->vm;
+    uint64_t table = as->pml4;
+    for (int level = 4; level > 2; level--) {
+        int idx = (int)((va >> (12 + 9 * (level - 1))) & 511);
+        table = pt_host(vm, table)[idx] & PTE_ADDR;
+    }
+    return table + ((va >> 21) & 511) * 8;
+}
+
+enum op { OP_MAP, OP_UNMAP, OP_PROTECT };
+
+/* New value of one entry under op; old is the current one. */
+static uint64_t new_entry(enum op op, uint64_t old, uint64_t frame, int prot) {
+    switch (op) {
+    case OP_MAP:
+        return prot ? (frame | leaf_bits(prot)) : (frame | PTE_PROTNONE);
+    case OP_UNMAP:
+        return 0;
+    case OP_PROTECT:
+        if (!(old & (PTE_P | PTE_PROTNONE))) return old;     /* never mapped: stays lazy */
+        frame = old & PTE_ADDR;
+        return prot ? (frame | leaf_bits(prot)) : (frame | PTE_PROTNONE);
+    }
+    return old;
+}
+
+static int apply(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64_t off, int prot) {
+    struct pk_vm *vm = as->vm;
+    if ((va | len | off) & 0xfff) return -EINVAL;
+    if (va >= PK_USER_TOP || len > PK_USER_TOP - va) return -EINVAL;
+    uint64_t end = va + len;
+    int need_run = 0;
+    while (va < end) {
+        uint64_t chunk_end = (va | 0x1fffff) + 1;            /* one leaf table's reach */
+        if (chunk_end > end) chunk_end = end;
+        int64_t t = leaf_table(as, va, op == OP_MAP);
+        if (t < 0) return (int)t;
+        if (t == 0) {                       /* nothing mapped here: unmap/protect skip it */
+            off += chunk_end - va;
+            va = chunk_end;
+            continue;
+        }
+        uint64_t *pt = pt_host(vm, (uint64_t)t);
+        int first = (int)((va >> 12) & 511), n = (int)((chunk_end - va) >> 12);
+        int changes = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t old = pt[first + i];
+            uint64_t nw = new_entry(op, old, off + ((uint64_t)i << 12), prot);
+            if (old != nw && (old & PTE_P)) changes++;
+        }
+        if (op == OP_MAP) {
+            int r = pk_ensure_slot(vm, off);
+            if (!r && n) r = pk_ensure_slot(vm, off + ((uint64_t)(n - 1) << 12));
+            if (r) return r;
+        }
+        if (changes > REPLACE_THRESHOLD) {
+            /* Build the new table aside and swap the directory entry with one guest write. */
+            int64_t g = pt_alloc(vm);
+            if (g < 0) return (int)g;
+            uint64_t *np = pt_host(vm, (uint64_t)g);
+            memcpy(np, pt, 4096);
+            int any = 0;
+            for (int i = 0; i < n; i++)
+                np[first + i] = new_entry(op, pt[first + i], off + ((uint64_t)i << 12), prot);
+            for (int i = 0; i < 512; i++) any |= np[i] != 0;
+            uint64_t pde = pde_gpa(as, va);
+            int r;
+            if (any) {
+                r = queue_write(vm, pde, (uint64_t)g | PTE_P | PTE_W | PTE_U | PTE_A, as->pml4);
+            } else {
+                r = queue_write(vm, pde, 0, as->pml4);
+                pt_free(vm, (uint64_t)g);
+            }
+            if (r) return r;
+            pt_free(vm, (uint64_t)t);
+            vm->stat_replaced++;
+            need_run = 1;
+        } else {
+            for (int i = 0; i < n; i++) {
+                uint64_t old = pt[first + i];
+                uint64_t nw = new_entry(op, old, off + ((uint64_t)i << 12), prot);
+                if (old == nw) continue;
+                if (!(old & PTE_P)) {
+                    pt[first + i] = nw;           /* nothing cached for an absent entry */
+                } else {
+                    int r = queue_write(vm, (uint64_t)t + (uint64_t)(first + i) * 8, nw, as->pml4);
+                    if (r) return r;
+                    need_run = 1;
+                }
+            }
+        }
+        off += chunk_end - va;
+        va = chunk_end;
+    }
+    return need_run ? pk_maintenance_run(vm, as->pml4) : 0;
+}
+
+int pk_as_map(struct pk_as *as, uint64_t va, uint64_t len, uint64_t off, int prot) {
+    if (off + len > as->vm->memsize || off + len < off) return -EINVAL;
+    return apply(as, OP_MAP, va, len, off, prot);
+}
+int pk_as_unmap(struct pk_as *as, uint64_t va, uint64_t len) {
+    return apply(as, OP_UNMAP, va, len, 0, 0);
+}
+int pk_as_protect(struct pk_as *as, uint64_t va, uint64_t len, int prot) {
+    return apply(as, OP_PROTECT, va, len, 0, prot);
+}
+uint64_t pk_as_lookup(struct pk_as *as, uint64_t va) {
+    int64_t t = leaf_table(as, va, 0);
+    if (t <= 0) return 0;
+    return pt_host(as->vm, (uint64_t)t)[(va >> 12) & 511];
+}
+
+/* A KVM slot for the 1 GiB chunk of the memory file holding off. */
+int pk_ensure_slot(struct pk_vm *vm, uint64_t off) {
+    uint64_t chunk = off >> 30;
+    if (off >= vm->memsize) return -EINVAL;
+    if (vm->slot_made[chunk]) return 0;
+    uint64_t size = 1ULL << 30;
+    if ((chunk << 30) + size > vm->memsize) size = vm->memsize - (chunk << 30);
+    struct kvm_userspace_memory_region r = {
+        .slot = (uint32_t)(2 + chunk), .guest_phys_addr = chunk << 30, .memory_size = size,
+        .userspace_addr = (uint64_t)(vm->mem + (chunk << 30))};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) return -errno;
+    vm->slot_made[chunk] = 1;
+    return 0;
+}

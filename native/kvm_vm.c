@@ -1,0 +1,450 @@
+/* The VM and its vCPUs: creation, the per-vCPU host threads that run KVM_RUN, exit
+ * decoding, and the hand-off of stops to the sentry's event loop.
+ *
+ * Threads: the event loop (Python) is one thread and never blocks in KVM_RUN. Each
+ * application vCPU has a host thread of its own; it sleeps on a futex until the loop resumes
+ * it, runs the guest, decodes exits it can finish by itself (signals that interrupt KVM_RUN
+ * without a stop request) and reports every other stop by pushing its id on a ring and
+ * writing the VM's eventfd, which the loop polls. A vCPU's registers and state belong to
+ * its thread while it runs and to the loop thread while it is stopped; `running` is the
+ * hand-off. vCPU 0 is the maintenance vCPU, run synchronously on the loop thread.
+ */
+#define _GNU_SOURCE
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "kvm_internal.h"
+
+#define USER_FLAGS 0x254dd5ULL   /* CF PF AF ZF SF TF DF OF AC ID + RF? no: ring 3 may set these */
+
+static int kick_signal;
+static __thread struct kvm_run *tls_run;
+
+static void on_kick(int sig) {
+    (void)sig;
+    struct kvm_run *r = tls_run;
+    if (r) r->immediate_exit = 1;      /* a KVM_RUN about to start returns at once */
+}
+
+static long futex(_Atomic uint32_t *w, int op, uint32_t val) {
+    return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
+}
+
+static void set_msg(char *msg, int len, const char *what, int err) {
+    if (msg && len > 0) snprintf(msg, (size_t)len, "%s: %s", what, strerror(err));
+}
+
+static uint64_t host_xcr0(void) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static int setup_cpuid(struct pk_vm *vm) {
+    int n = 256;
+    struct kvm_cpuid2 *c = calloc(1, sizeof *c + (size_t)n * sizeof(struct kvm_cpuid_entry2));
+    if (!c) return -ENOMEM;
+    c->nent = (uint32_t)n;
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) { free(c); return -errno; }
+    /* XSAVE features: the host's, as far as KVM supports them. */
+    uint64_t supported = 0;
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == 0xd && e->index == 0) supported = ((uint64_t)e->edx << 32) | e->eax;
+        /* The stub does not enable FSGSBASE, so the application must not see it. */
+        if (e->function == 7 && e->index == 0) e->ebx &= ~1u;
+    }
+    vm->xcr0 = host_xcr0() & supported & 0x2ff;    /* x87 SSE AVX MPX AVX-512 PKRU */
+    unsigned a, b, cc, d;
+    __cpuid_count(0xd, 0, a, b, cc, d);
+    vm->xstate_size = (int)b;    /* the host runs with this same XCR0 */
+    if (vm->xstate_size < 576 || vm->xstate_size > 4096) vm->xstate_size = 4096;
+    vm->cpuid = c;
+    return 0;
+}
+
+static int vcpu_setup(struct pk_vm *vm, struct pk_vcpu *v) {
+    if (ioctl(v->fd, KVM_SET_CPUID2, vm->cpuid) < 0) return -errno;
+    pk_guest_build_vcpu(vm, v);
+    pk_guest_sregs0(vm, v, &v->sregs0);
+    if (ioctl(v->fd, KVM_SET_SREGS, &v->sregs0) < 0) return -errno;
+    struct kvm_xcrs x;
+    memset(&x, 0, sizeof x);
+    x.nr_xcrs = 1;
+    x.xcrs[0].xcr = 0;
+    x.xcrs[0].value = vm->xcr0;
+    if (ioctl(v->fd, KVM_SET_XCRS, &x) < 0) return -errno;
+    struct { struct kvm_msrs h; struct kvm_msr_entry e[4]; } m;
+    memset(&m, 0, sizeof m);
+    m.h.nmsrs = 4;
+    m.e[0].index = 0xC0000081;      /* STAR: syscall CS/SS 0x10/0x18, user CS/SS 0x33/0x2b */
+    m.e[0].data = ((uint64_t)0x20 << 48) | ((uint64_t)SEL_KCODE << 32);
+    m.e[1].index = 0xC0000082;      /* LSTAR */
+    m.e[1].data = pk_stub_addr(0);
+    m.e[2].index = 0xC0000083;      /* CSTAR: no compat-mode syscalls */
+    m.e[2].data = pk_stub_addr(0);
+    m.e[3].index = 0xC0000084;      /* FMASK: TF DF IF IOPL AC NT */
+    m.e[3].data = 0x47700;
+    if (ioctl(v->fd, KVM_SET_MSRS, &m) != 4) return -EINVAL;
+    v->loaded_as_id = 0;
+    v->need_sregs = 1;
+    return 0;
+}
+
+static struct pk_vcpu *vcpu_create(struct pk_vm *vm, int *err) {
+    if (vm->nvcpus >= PK_MAX_VCPUS) { *err = -EAGAIN; return NULL; }
+    struct pk_vcpu *v = calloc(1, sizeof *v);
+    if (!v) { *err = -ENOMEM; return NULL; }
+    v->vm = vm;
+    v->id = vm->nvcpus;
+    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, v->id);
+    if (v->fd < 0) { *err = -errno; free(v); return NULL; }
+    v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED) { *err = -errno; close(v->fd); free(v); return NULL; }
+    int r = vcpu_setup(vm, v);
+    if (r) { *err = r; munmap(v->run, (size_t)vm->run_size); close(v->fd); free(v); return NULL; }
+    vm->vcpus[vm->nvcpus++] = v;
+    return v;
+}
+
+struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen) {
+    struct pk_vm *vm = calloc(1, sizeof *vm);
+    if (!vm) { *err = -ENOMEM; return NULL; }
+    vm->kvm_fd = vm->vm_fd = vm->event_fd = -1;
+    pthread_mutex_init(&vm->lock, NULL);
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) { *err = -errno; set_msg(msg, msglen, "/dev/kvm", errno); goto fail; }
+    if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+        *err = -EINVAL; set_msg(msg, msglen, "KVM API version", EINVAL); goto fail;
+    }
+    if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0 ||
+        ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) <= 0 ||
+        !(ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS)) {
+        *err = -ENOTSUP; set_msg(msg, msglen, "KVM lacks immediate_exit/XCRS/sync_regs", ENOTSUP);
+        goto fail;
+    }
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) { *err = -errno; set_msg(msg, msglen, "KVM_CREATE_VM", errno); goto fail; }
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    vm->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    vm->memsize = memsize;
+    vm->mem = mmap(NULL, memsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
+    vm->sys = mmap(NULL, PK_SYS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    vm->pt = mmap(NULL, PK_PT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    vm->slot_made = calloc((size_t)((memsize >> 30) + 1), 1);
+    if (vm->event_fd < 0 || vm->mem == MAP_FAILED || vm->sys == MAP_FAILED || vm->pt == MAP_FAILED
+        || !vm->slot_made) {
+        *err = -ENOMEM; set_msg(msg, msglen, "VM memory", ENOMEM); goto fail;
+    }
+    struct kvm_userspace_memory_region s0 = {.slot = 0, .guest_phys_addr = PK_SYS_GPA,
+        .memory_size = PK_SYS_SIZE, .userspace_addr = (uint64_t)vm->sys};
+    struct kvm_userspace_memory_region s1 = {.slot = 1, .guest_phys_addr = PK_PT_GPA,
+        .memory_size = PK_PT_SIZE, .userspace_addr = (uint64_t)vm->pt};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s0) < 0 ||
+        ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s1) < 0) {
+        *err = -errno; set_msg(msg, msglen, "KVM_SET_USER_MEMORY_REGION", errno); goto fail;
+    }
+    int r = setup_cpuid(vm);
+    if (r) { *err = r; set_msg(msg, msglen, "KVM_GET_SUPPORTED_CPUID", -r); goto fail; }
+    pk_guest_build_system(vm);
+    pk_mmu_init(vm);
+    if (!kick_signal) {
+        kick_signal = SIGRTMIN + 7;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_kick;
+        sigemptyset(&sa.sa_mask);
+        sigaction(kick_signal, &sa, NULL);
+    }
+    if (!vcpu_create(vm, err)) { set_msg(msg, msglen, "KVM_CREATE_VCPU", -*err); goto fail; }
+    return vm;
+fail:
+    pk_vm_destroy(vm);
+    return NULL;
+}
+
+static void *vcpu_main(void *arg);
+
+void pk_vm_destroy(struct pk_vm *vm) {
+    if (!vm) return;
+    for (int i = 0; i < vm->nvcpus; i++) {
+        struct pk_vcpu *v = vm->vcpus[i];
+        if (v->has_thread) {
+            atomic_store(&v->go, 2);
+            futex(&v->go, FUTEX_WAKE, 1);
+            pthread_kill(v->thread, kick_signal);
+            pthread_join(v->thread, NULL);
+        }
+        munmap(v->run, (size_t)vm->run_size);
+        close(v->fd);
+        free(v);
+    }
+    if (vm->vm_fd >= 0) close(vm->vm_fd);
+    if (vm->kvm_fd >= 0) close(vm->kvm_fd);
+    if (vm->event_fd >= 0) close(vm->event_fd);
+    if (vm->mem && vm->mem != MAP_FAILED) munmap(vm->mem, vm->memsize);
+    if (vm->sys && vm->sys != MAP_FAILED) munmap(vm->sys, PK_SYS_SIZE);
+    if (vm->pt && vm->pt != MAP_FAILED) munmap(vm->pt, PK_PT_SIZE);
+    free(vm->slot_made);
+    free(vm->cpuid);
+    free(vm->clean);
+    free(vm->dirty);
+    free(vm);
+}
+
+int pk_vm_event_fd(struct pk_vm *vm) { return vm->event_fd; }
+uint64_t pk_vm_xcr0(struct pk_vm *vm) { return vm->xcr0; }
+int pk_vm_xstate_size(struct pk_vm *vm) { return vm->xstate_size; }
+uint64_t pk_vm_stat(struct pk_vm *vm, int which) {
+    return which == 0 ? vm->stat_runs : which == 1 ? vm->stat_writes
+         : which == 2 ? vm->stat_replaced : (uint64_t)vm->nvcpus;
+}
+
+int pk_vm_collect(struct pk_vm *vm, int *ids, int max) {
+    int n = 0;
+    pthread_mutex_lock(&vm->lock);
+    while (n < max && vm->ring_head != vm->ring_tail) {
+        ids[n++] = vm->ring[vm->ring_head];
+        vm->ring_head = (vm->ring_head + 1) % (PK_MAX_VCPUS + 1);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return n;
+}
+
+static void report(struct pk_vcpu *v) {
+    struct pk_vm *vm = v->vm;
+    atomic_store(&v->kick, 0);
+    pthread_mutex_lock(&vm->lock);
+    vm->ring[vm->ring_tail] = v->id;
+    vm->ring_tail = (vm->ring_tail + 1) % (PK_MAX_VCPUS + 1);
+    atomic_store(&v->running, 0);
+    pthread_mutex_unlock(&vm->lock);
+    uint64_t one = 1;
+    ssize_t w = write(vm->event_fd, &one, 8);
+    (void)w;
+}
+
+/* ---- register conversion ----------------------------------------------------------- */
+
+static void gprs_to_user(const struct kvm_regs *k, struct user_regs_struct *u) {
+    u->r15 = k->r15; u->r14 = k->r14; u->r13 = k->r13; u->r12 = k->r12;
+    u->rbp = k->rbp; u->rbx = k->rbx; u->r11 = k->r11; u->r10 = k->r10;
+    u->r9 = k->r9; u->r8 = k->r8; u->rax = k->rax; u->rcx = k->rcx;
+    u->rdx = k->rdx; u->rsi = k->rsi; u->rdi = k->rdi;
+    u->cs = SEL_UCODE; u->ss = SEL_UDATA;
+}
+
+/* Load the context's registers for an entry through the stub's iretq. */
+static void prepare_entry(struct pk_vcpu *v) {
+    struct user_regs_struct *u = v->regs;
+    struct kvm_regs *k = &v->run->s.regs.regs;
+    k->r15 = u->r15; k->r14 = u->r14; k->r13 = u->r13; k->r12 = u->r12;
+    k->rbp = u->rbp; k->rbx = u->rbx; k->r11 = u->r11; k->r10 = u->r10;
+    k->r9 = u->r9; k->r8 = u->r8; k->rax = u->rax; k->rcx = u->rcx;
+    k->rdx = u->rdx; k->rsi = u->rsi; k->rdi = u->rdi;
+    uint64_t top = PK_KBASE + SYS_VCPUS + (uint64_t)v->id * VCPU_AREA + VCPU_AREA;
+    uint64_t *frame = (uint64_t *)(v->area + VCPU_AREA - 40);
+    frame[0] = u->rip;
+    frame[1] = SEL_UCODE;
+    frame[2] = (u->eflags & USER_FLAGS) | 0x202;        /* IF on, IOPL 0 */
+    frame[3] = u->rsp;
+    frame[4] = SEL_UDATA;
+    k->rsp = top - 40;
+    k->rip = pk_stub_addr(1);
+    k->rflags = 2;
+    v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    v->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+    if (v->need_sregs || v->in_user || v->loaded_as_id != v->as->id ||
+        v->fs_base != u->fs_base || v->gs_base != u->gs_base) {
+        struct kvm_sregs *s = &v->run->s.regs.sregs;
+        *s = v->sregs0;
+        s->cr3 = v->as->pml4;
+        s->fs.base = u->fs_base;
+        s->gs.base = u->gs_base;
+        v->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
+        v->run->kvm_valid_regs |= KVM_SYNC_X86_SREGS;
+        v->loaded_as_id = v->as->id;
+        v->fs_base = u->fs_base;
+        v->gs_base = u->gs_base;
+        v->in_user = 0;
+        v->need_sregs = 0;
+    }
+}
+
+/* Decode a stop. Returns 1 when it is reported to the loop, 0 to keep running. */
+static int decode(struct pk_vcpu *v, int rc, int err) {
+    struct kvm_run *run = v->run;
+    struct kvm_regs *k = &run->s.regs.regs;
+    struct user_regs_struct *u = v->regs;
+    struct pk_event *ev = &v->ev;
+    memset(ev, 0, sizeof *ev);
+    run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    if (rc < 0) {
+        if (err != EINTR && err != EAGAIN) {
+            ev->kind = PK_EV_GONE;
+            ev->exit_reason = -err;
+            return 1;
+        }
+        if (!atomic_load(&v->kick)) return 0;          /* a stray signal: go on */
+        if (k->rip >= PK_KBASE) {
+            if (k->rip != pk_stub_addr(1)) return 0;    /* inside a trap: its exit follows */
+            ev->kind = PK_EV_INTERRUPT;                 /* before the iretq: regs unchanged */
+            return 1;
+        }
+        gprs_to_user(k, u);
+        u->rip = k->rip;
+        u->rsp = k->rsp;
+        u->eflags = k->rflags;
+        u->orig_rax = (uint64_t)-1;
+        v->in_user = 1;
+        ev->kind = PK_EV_INTERRUPT;
+        return 1;
+    }
+    if (run->exit_reason == KVM_EXIT_IO && run->io.port == PK_PORT_EXC) {
+        uint64_t *f = (uint64_t *)(v->area + (k->rsp & (VCPU_AREA - 1)));
+        /* f: cr2, rax, vector, error, rip, cs, rflags, rsp, ss */
+        if ((k->rsp & ~(uint64_t)(VCPU_AREA - 1)) != PK_KBASE + SYS_VCPUS + (uint64_t)v->id * VCPU_AREA
+            || (k->rsp & (VCPU_AREA - 1)) > VCPU_AREA - 72) {
+            ev->kind = PK_EV_GONE;
+            ev->exit_reason = run->exit_reason;
+            ev->detail = k->rip;
+            return 1;
+        }
+        gprs_to_user(k, u);
+        u->rax = f[1];
+        u->rip = f[4];
+        u->eflags = f[6];
+        u->rsp = f[7];
+        if (f[2] == 14 && f[0] == pk_stub_addr(0) && f[4] == pk_stub_addr(0)) {
+            /* The PVM shape of a syscall (see kvm_guest.c): rcx/r11 hold rip/rflags. */
+            u->rip = k->rcx;
+            u->eflags = k->r11;
+            u->orig_rax = f[1];
+            u->rax = (uint64_t)-38;                     /* -ENOSYS, as at a syscall stop */
+            ev->kind = PK_EV_SYSCALL;
+            return 1;
+        }
+        if ((f[5] & 3) != 3) {                          /* a fault in the stub itself */
+            ev->kind = PK_EV_GONE;
+            ev->exit_reason = run->exit_reason;
+            ev->detail = f[4];
+            return 1;
+        }
+        u->orig_rax = (uint64_t)-1;
+        ev->kind = PK_EV_FAULT;
+        ev->vector = (int)f[2];
+        ev->error = f[3];
+        ev->cr2 = f[0];
+        return 1;
+    }
+    if (run->exit_reason == KVM_EXIT_IO && run->io.port == PK_PORT_SYSCALL) {
+        /* Hardware-virtualized hosts: ring 0 at LSTAR, user rsp untouched. */
+        gprs_to_user(k, u);
+        u->rip = k->rcx;
+        u->eflags = k->r11;
+        u->rsp = k->rsp;
+        u->orig_rax = k->rax;
+        u->rax = (uint64_t)-38;
+        ev->kind = PK_EV_SYSCALL;
+        return 1;
+    }
+    ev->kind = PK_EV_GONE;
+    ev->exit_reason = (int)run->exit_reason;
+    ev->detail = k->rip;
+    return 1;
+}
+
+static void *vcpu_main(void *arg) {
+    struct pk_vcpu *v = arg;
+    tls_run = v->run;
+    sigset_t only_kick;
+    sigfillset(&only_kick);
+    sigdelset(&only_kick, kick_signal);
+    pthread_sigmask(SIG_SETMASK, &only_kick, NULL);
+    for (;;) {
+        uint32_t g;
+        while ((g = atomic_exchange(&v->go, 0)) == 0)
+            futex(&v->go, FUTEX_WAIT, 0);
+        if (g == 2) return NULL;
+        for (;;) {
+            int rc = ioctl(v->fd, KVM_RUN, 0);
+            int err = rc < 0 ? errno : 0;
+            v->run->immediate_exit = 0;
+            v->run->kvm_dirty_regs = 0;
+            if (decode(v, rc, err)) break;
+        }
+        report(v);
+    }
+}
+
+struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err) {
+    for (int i = 1; i < vm->nvcpus; i++) {
+        struct pk_vcpu *v = vm->vcpus[i];
+        if (!v->in_use && !atomic_load(&v->running)) {
+            v->in_use = 1;
+            v->need_sregs = 1;
+            return v;
+        }
+    }
+    struct pk_vcpu *v = vcpu_create(vm, err);
+    if (!v) return NULL;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 256 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);          /* the thread starts with all blocked */
+    int r = pthread_create(&v->thread, &a, vcpu_main, v);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (r) { *err = -r; return NULL; }                   /* the vCPU stays unused in the pool */
+    v->has_thread = 1;
+    v->in_use = 1;
+    return v;
+}
+
+void pk_vcpu_put(struct pk_vcpu *v) { v->in_use = 0; v->as = NULL; }
+int pk_vcpu_id(struct pk_vcpu *v) { return v->id; }
+struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id) {
+    return id >= 0 && id < vm->nvcpus ? vm->vcpus[id] : NULL;
+}
+struct pk_event *pk_vcpu_event(struct pk_vcpu *v) { return &v->ev; }
+
+int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
+    if (atomic_load(&v->running)) return -EBUSY;
+    if (!as) return -EINVAL;
+    v->regs = regs;
+    v->as = as;
+    prepare_entry(v);
+    atomic_store(&v->kick, 0);
+    atomic_store(&v->running, 1);
+    atomic_store(&v->go, 1);
+    futex(&v->go, FUTEX_WAKE, 1);
+    return 0;
+}
+
+void pk_vcpu_kick(struct pk_vcpu *v) {
+    if (!atomic_load(&v->running)) return;
+    atomic_store(&v->kick, 1);
+    pthread_kill(v->thread, kick_signal);
+}
+
+int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf) {
+    if (atomic_load(&v->running)) return -EBUSY;
+    return ioctl(v->fd, KVM_GET_XSAVE, buf) < 0 ? -errno : 0;
+}
+int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf) {
+    if (atomic_load(&v->running)) return -EBUSY;
+    return ioctl(v->fd, KVM_SET_XSAVE, buf) < 0 ? -errno : 0;
+}
