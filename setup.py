@@ -20,5 +20,5 @@ PACKAGES = {
 setup(
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    cffi_modules=["native/build_ptrace.py:ffibuilder"],
+    cffi_modules=["native/build_ptrace.py:ffibuilder", "native/build_kvm.py:ffibuilder"],
 )

@@ -26,7 +26,8 @@
 #include <unistd.h>
 #include "kvm_internal.h"
 
-#define USER_FLAGS 0x254dd5ULL   /* CF PF AF ZF SF TF DF OF AC ID + RF? no: ring 3 may set these */
+/* Flags ring 3 may hold: CF PF AF ZF SF TF DF OF RF AC ID (never IF/IOPL/NT: the stub sets IF). */
+#define USER_FLAGS 0x250dd5ULL
 
 static int kick_signal;
 static __thread struct kvm_run *tls_run;

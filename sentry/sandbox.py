@@ -25,7 +25,8 @@ def make_platform(name, memfile):
         from pysentry.platform.ptrace.ptrace import PtracePlatform
         return PtracePlatform(memfile)
     if name == "kvm":
-        raise SystemExit("pysentry: the KVM platform is not built yet; use --platform=ptrace")
+        from pysentry.platform.kvm.kvm import open_platform
+        return open_platform(memfile)
     raise SystemExit(f"pysentry: unknown platform {name!r}")
 
 
@@ -194,6 +195,9 @@ class Sandbox:
             self.platform.shutdown()
         except Exception:
             log.exception("platform shutdown")
+        # Stores through shared file mappings reach the files before the gofers go.
+        from .mm import filemap
+        filemap.shutdown(self.memfile)
         for c in self.cleanups:
             try:
                 c()

@@ -64,7 +64,10 @@ def test_prompt_echo_ctrl_c_and_exit_status(shell):
     shell.send("sleep 100", "Enter")
     time.sleep(1.0)
     shell.send("C-c")
-    # The shell survives the interrupt and gives a new prompt.
+    # The shell survives the interrupt and gives a new prompt (a person waits for it).
+    deadline = time.monotonic() + 20
+    while shell.screen().count("box$") < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     shell.send("echo still here", "Enter")
     shell.wait_for("\nstill here", timeout=20)
     shell.send("exit 3", "Enter")

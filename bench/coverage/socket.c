@@ -7,7 +7,8 @@ int main(void) {
     setup("socket");
     int sv[2];
     R(socketpair, "AF_UNIX SOCK_STREAM", SC(socketpair, AF_UNIX, SOCK_STREAM, 0, sv));
-    R(socketpair, "AF_INET refused", SC(socketpair, AF_INET, SOCK_STREAM, 0, sv + 0) == -1 ? -1 : 0);
+    int inet[2];
+    R(socketpair, "AF_INET refused", SC(socketpair, AF_INET, SOCK_STREAM, 0, inet));
     char buf[64];
     R(sendto, "stream", SC(sendto, sv[0], "hello", 5, 0, NULL, 0));
     R(recvfrom, "stream", SC(recvfrom, sv[1], buf, sizeof buf, 0, NULL, NULL));

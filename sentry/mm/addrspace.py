@@ -8,6 +8,10 @@ Model:
 - a private VMA page whose Region is used by another address space is copy-on-write: the
   first write copies it into a single frame recorded in `Vma.overrides` (frames there are
   refcounted in the MemoryFile, since a later fork shares them too);
+- a MAP_SHARED file VMA uses the Region of the file's FileMap (filemap.py), whose page i is
+  page i of the file, so every shared mapping of a file in any address space is the same
+  memory; `rpg` is then the file page of `start`. Such a VMA never has overrides, and it
+  may only become writable if the file was opened for writing (`maywrite`, VM_MAYWRITE);
 - the platform's mappings are a cache of this model: a VMA is mapped into the platform on its
   first fault (one host mapping for the Region run, plus one per override); anything mapped
   there agrees with the model, with permissions no wider than it. Changes to the model
@@ -60,10 +64,14 @@ class Region:
     def shared_with_others(self, aspace) -> bool:
         return len(self.users) > 1 or aspace not in self.users
 
+    def note_writable(self):
+        """A shared VMA that can store into this Region appeared (a FileMap must then be
+        written back; anonymous memory has nothing to do)."""
+
 
 class Vma:
     __slots__ = ("start", "end", "prot", "shared", "region", "rpg", "overrides", "name",
-                 "file", "foff", "dev", "ino", "mapped", "growsdown")
+                 "file", "foff", "dev", "ino", "mapped", "growsdown", "maywrite")
 
     def __init__(self, start, end, prot, shared, region, rpg, name=b"", file=None, foff=0,
                  dev=0, ino=0):
@@ -73,6 +81,7 @@ class Vma:
         self.name, self.file, self.foff, self.dev, self.ino = name, file, foff, dev, ino
         self.mapped = False
         self.growsdown = False
+        self.maywrite = True      # mprotect may add PROT_WRITE (false: shared, read-only fd)
 
     def frame(self, addr: int) -> int:
         f = self.overrides.get(addr)
@@ -88,6 +97,7 @@ class Vma:
                 self.dev, self.ino)
         v.overrides = {a: f for a, f in self.overrides.items() if start <= a < end}
         v.growsdown = self.growsdown
+        v.maywrite = self.maywrite
         return v
 
 
@@ -126,8 +136,8 @@ class AddressSpace:
         self.vmas.insert(i, v)
         self._starts.insert(i, v.start)
         v.region.add_user(self)
-        for f in v.overrides.values():
-            pass  # overrides moved between Vma objects of the same AS keep their refs
+        if v.shared and v.prot & PROT_WRITE:
+            v.region.note_writable()
 
     def _overlapping(self, start, end) -> list[Vma]:
         i = max(bisect.bisect_right(self._starts, start) - 1, 0)
@@ -204,6 +214,17 @@ class AddressSpace:
         fill(self.memfile.view[v.region.off:v.region.off + length])
         return v
 
+    def map_file_shared(self, addr, length, prot, region, rpg, name, foff, dev, ino,
+                        maywrite: bool) -> Vma:
+        """A MAP_SHARED file mapping: file page rpg onwards of a FileMap's region."""
+        if rpg + (length >> 12) > region.npages:
+            raise SysError(errno.ENOMEM)
+        self._remove_range(addr, addr + length)
+        v = Vma(addr, addr + length, prot, True, region, rpg, name, True, foff, dev, ino)
+        v.maywrite = maywrite
+        self._insert(v)
+        return v
+
     def unmap(self, addr: int, length: int):
         if addr % PAGE or length <= 0:
             raise SysError(errno.EINVAL)
@@ -225,10 +246,14 @@ class AddressSpace:
             covered = v.end
         if covered < end:
             raise SysError(errno.ENOMEM)
+        if prot & PROT_WRITE and any(not v.maywrite for v in hit):
+            raise SysError(errno.EACCES)
         for v in hit:
             self._split_at(v, addr, end)
         for v in self._overlapping(addr, end):
             v.prot = prot
+            if v.shared and prot & PROT_WRITE:
+                v.region.note_writable()
             if v.mapped:
                 self.pas.protect(v.start, v.end - v.start, self._platform_prot(v))
                 self._fix_override_prots(v)
@@ -282,6 +307,11 @@ class AddressSpace:
             return True
         if not (v.prot & PROT_WRITE):
             return False
+        if v.shared:
+            # Shared pages are never copy-on-write: the platform lost or narrowed the
+            # mapping behind the model's back; map it again as the model says.
+            self._map_into_platform(v)
+            return True
         # Mapped, writable in the model, yet it faulted: a write to a COW-protected page.
         page = page_down(addr)
         self._break_cow(v, page)

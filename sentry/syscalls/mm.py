@@ -4,17 +4,22 @@ import errno
 from ..kernel.errors import SysError
 from ..mm.addrspace import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
                             MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE, page_up)
+from ..mm import filemap
 from ..mm.memfile import PAGE
+from ..vfs.file import RegularFile
 from .table import syscall, PARTIAL
 
 MAP_SHARED_VALIDATE, MAP_GROWSDOWN, MAP_STACK, MAP_NORESERVE = 0x03, 0x100, 0x20000, 0x4000
 MAP_POPULATE, MAP_HUGETLB = 0x8000, 0x40000
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
 
 @syscall("mmap", ("ptr", "size", "flags:prot", "flags:map", "fd", "hex"), ret="hex",
-         support=PARTIAL, note="MAP_SHARED file mappings are private copies (no write-back)")
+         support=PARTIAL,
+         note="shared file mappings: file offsets up to the FileMap's span (>= 256 MiB); "
+              "no SIGBUS past EOF (zeros); MAP_PRIVATE file pages are copied at mmap")
 def sys_mmap(t, addr, length, prot, flags, fd, off):
     mm = t.mm
     if length == 0 or off % PAGE or addr % PAGE and flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
@@ -47,13 +52,21 @@ def sys_mmap(t, addr, length, prot, flags, fd, off):
     shared = kind != MAP_PRIVATE
     if desc is None:
         mm.map_anon(start, length, prot, shared, b"/dev/zero (deleted)" if shared else b"")
-    else:
-        st = desc.stat()
-        name = desc.location.path_from(t.fs.root)
+        return start
+    st = desc.stat()
+    name = desc.location.path_from(t.fs.root)
+    if shared and isinstance(desc, RegularFile):
+        with filemap.mapping(desc, mm.memfile, off, length) as fm:
+            mm.map_file_shared(start, length, prot, fm.region, off // PAGE, name, off,
+                               st.dev, st.ino, maywrite=desc.writable)
+        return start
 
-        def fill(dst):
-            desc.pread_for_mmap(off, dst)
-        mm.map_file_private(start, length, prot, fill, name, off, st.dev, st.ino)
+    def fill(dst):
+        desc.pread_for_mmap(off, dst)
+    # MAP_PRIVATE: a copy of the file's bytes (read through its FileMap when it has one,
+    # so it sees stores of shared mappings). A shared mapping of a device (/dev/zero) is
+    # shared anonymous memory holding what the device gives.
+    mm.map_file_private(start, length, prot, fill, name, off, st.dev, st.ino, shared=shared)
     return start
 
 
@@ -97,7 +110,8 @@ def sys_madvise(t, addr, length, advice, *_):
 
 
 @syscall("mremap", ("ptr", "size", "size", "flags", "ptr"), ret="hex", support=PARTIAL,
-         note="moves by copying")
+         note="moves private and anonymous memory by copying; shared file mappings keep "
+              "their pages")
 def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
     mm = t.mm
     if old % PAGE or flags & ~7 or new_len == 0:
@@ -108,6 +122,11 @@ def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
         raise SysError(errno.EFAULT)
     if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
         raise SysError(errno.EINVAL)
+    fm = getattr(v.region, "filemap", None)
+    if fm is not None:
+        return _mremap_shared_file(mm, v, fm, old, old_len, new_len, flags, new_addr)
+    if old_len == 0:
+        raise SysError(errno.EINVAL)     # duplicating needs a shared mapping
     if new_len <= old_len and not flags & MREMAP_FIXED:
         if new_len < old_len:
             mm.unmap(old + new_len, old_len - new_len)
@@ -127,10 +146,61 @@ def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
     return dest
 
 
-@syscall("msync", ("ptr", "size", "flags"), support=PARTIAL, note="no write-back")
-def sys_msync(t, addr, length, flags, *_):
-    if addr % PAGE or flags & ~7:
+def _mremap_shared_file(mm, v, fm, old, old_len, new_len, flags, new_addr):
+    """Resize or move a shared file mapping: the new VMA maps the same FileMap pages (a
+    copy would stop sharing them). old_len 0 makes a second mapping of the same pages."""
+    if old_len == 0 and not flags & MREMAP_MAYMOVE:
         raise SysError(errno.EINVAL)
+    if new_len < old_len and not flags & MREMAP_FIXED:
+        mm.unmap(old + new_len, old_len - new_len)
+        return old
+    if old_len and not flags & MREMAP_FIXED and old + new_len <= mm.max_addr \
+            and not mm._overlapping(old + old_len, old + new_len):
+        dest = old
+    elif flags & MREMAP_MAYMOVE:
+        dest = new_addr if flags & MREMAP_FIXED else mm.find_free(new_len)
+        if flags & MREMAP_FIXED and (dest % PAGE or dest + new_len > mm.max_addr
+                                     or dest < old + old_len and old < dest + new_len):
+            raise SysError(errno.EINVAL)
+    else:
+        raise SysError(errno.ENOMEM)
+    delta = old - v.start
+    foff = v.foff + delta
+    rpg = v.rpg + (delta >> 12)
+    with fm.pinned():
+        fm.mirror(rpg * PAGE, new_len)
+        if old_len:
+            mm.unmap(old, old_len)
+        mm.map_file_shared(dest, new_len, v.prot, fm.region, rpg, v.name, foff, v.dev, v.ino,
+                           maywrite=v.maywrite)
+    return dest
+
+
+@syscall("msync", ("ptr", "size", "flags"), support=PARTIAL,
+         note="MS_ASYNC writes back at once, like MS_SYNC; MS_INVALIDATE is a no-op")
+def sys_msync(t, addr, length, flags, *_):
+    if addr % PAGE or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) \
+            or flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC:
+        raise SysError(errno.EINVAL)
+    mm = t.mm
+    end = page_up(addr + length)
+    if end < addr or end > mm.max_addr:
+        raise SysError(errno.ENOMEM)
+    covered = addr
+    todo = []
+    for v in mm._overlapping(addr, end):
+        if v.start > covered:
+            raise SysError(errno.ENOMEM)      # a hole in the range (Linux checks as it goes)
+        covered = v.end
+        fm = getattr(v.region, "filemap", None)
+        if fm is not None and flags & (MS_ASYNC | MS_SYNC):
+            lo, hi = max(v.start, addr), min(v.end, end)
+            todo.append((fm, v.rpg * PAGE + (lo - v.start), hi - lo))
+    if covered < end:
+        raise SysError(errno.ENOMEM)
+    for fm, foff, n in todo:
+        if fm.dirty:
+            fm.write_back(foff, foff + n)
     return 0
 
 

@@ -9,6 +9,7 @@ import errno
 import stat as _st
 
 from ..kernel.errors import SysError
+from ..mm import filemap
 from . import perm
 from .inode import now_ns
 
@@ -114,4 +115,6 @@ def truncate(creds, mount, inode, length: int) -> None:
     check_writable_mount(mount, inode)
     mode = None if creds is None or creds.privileged() else killed_privs(inode.mode)
     now = now_ns()
+    old_size = inode.size
     inode.setattr(size=length, mode=mode, mtime_ns=now, ctime_ns=now)
+    filemap.resized(inode, old_size)     # a shared mapping sees the cut (or the new zeros)

@@ -16,6 +16,7 @@ import os
 import stat as _st
 
 from ..kernel.errors import SysError
+from ..mm import filemap
 from ..kernel.wait import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
 from . import attrs, iov, perm
 from .dirent import reclen64
@@ -166,6 +167,7 @@ class FileDescription:
 
     def fsync(self) -> None:
         self._check_not_path()
+        filemap.sync(self.inode)        # stores made through shared mappings first
         self.inode.fsync()
 
     def chmod(self, creds, mode: int) -> None:
@@ -236,12 +238,15 @@ class PathFile(FileDescription):
 
 
 class RegularFile(FileDescription):
-    """A seekable file whose data the inode serves (Inode.read/write)."""
+    """A seekable file whose data the inode serves (Inode.read/write).
+
+    All its data I/O goes through mm/filemap.py, which passes it to the inode unless the
+    file is mapped MAP_SHARED, and then keeps read()/write() coherent with the mappings."""
 
     def _read(self, dst, offset) -> int:
         if not iov.total(dst):
             return 0
-        n = self.inode.read(offset, dst)
+        n = filemap.read(self.inode, offset, dst)
         self._touch_atime()
         return n
 
@@ -263,7 +268,7 @@ class RegularFile(FileDescription):
             if offset >= MAX_OFFSET:
                 raise SysError(errno.EFBIG)
             src = _truncate_views(src, MAX_OFFSET - offset)
-        n = self.inode.write(offset, src) if count else 0
+        n = filemap.write(self.inode, offset, src) if count else 0
         if advance:
             self.pos = offset + n
         return n
@@ -298,10 +303,10 @@ class RegularFile(FileDescription):
         return super().ioctl(task, cmd, arg)
 
     def pread_for_mmap(self, offset: int, dst: memoryview) -> int:
-        return self.inode.read(offset, [dst])
+        return filemap.read(self.inode, offset, [dst])
 
     def pwrite_for_mmap(self, offset: int, src: memoryview) -> int:
-        return self.inode.write(offset, [src])
+        return filemap.write(self.inode, offset, [src])
 
 
 class DirectoryFile(FileDescription):

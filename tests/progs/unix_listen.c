@@ -45,10 +45,12 @@ static void server_and_client(void) {
     gl = sizeof got;
     printf("  getpeername of listener -> %s\n", err(getpeername(L, (struct sockaddr *)&got, &gl)));
     printf("  connect to bound non-listener -> %s\n", err(connect(other, (struct sockaddr *)&addr, addrlen)));
-    printf("  listen -> %s, poll %#x\n", err(listen(L, 5)), revents(L));
+    int r = listen(L, 5);
+    printf("  listen -> %s, poll %#x\n", err(r), revents(L));
     int d = socket(AF_UNIX, SOCK_DGRAM, 0);
     printf("  dgram connect to stream name -> %s\n", err(connect(d, (struct sockaddr *)&addr, addrlen)));
-    printf("  listen on dgram -> %s, accept on dgram -> %s\n", err(listen(d, 1)), err(accept(d, NULL, NULL)));
+    printf("  listen on dgram -> %s\n", err(listen(d, 1)));
+    printf("  accept on dgram -> %s\n", err(accept(d, NULL, NULL)));
     fcntl(L, F_SETFL, O_NONBLOCK);
     printf("  accept with nobody -> %s\n", err(accept(L, NULL, NULL)));
     fcntl(L, F_SETFL, 0);
@@ -64,8 +66,8 @@ static void server_and_client(void) {
         char buf[64];
         send(c, "hello from child", 16, 0);
         ssize_t n = recv(c, buf, sizeof buf, 0);
-        printf("  child got %.*s; peer pid is my parent: %d; connect again -> %s\n", (int)n, buf,
-               uc.pid == getppid(), err(connect(c, (struct sockaddr *)&addr, addrlen)));
+        printf("  child got %.*s; peer pid is my parent: %d\n", (int)n, buf, uc.pid == getppid());
+        printf("  connect again -> %s\n", err(connect(c, (struct sockaddr *)&addr, addrlen)));
         fflush(stdout);
         _exit(0);
     }
@@ -90,7 +92,8 @@ static void server_and_client(void) {
     send(s, "welcome", 7, 0);
     waitpid(child, NULL, 0);
     poll(&p, 1, -1);
-    printf("  after the child exits: recv -> %zd, poll %#x\n", recv(s, buf, sizeof buf, 0), revents(s));
+    n = recv(s, buf, sizeof buf, 0);
+    printf("  after the child exits: recv -> %zd, poll %#x\n", n, revents(s));
     printf("  sendto with an address on a connected stream -> %s\n",
            err(sendto(s, "x", 1, MSG_NOSIGNAL, (struct sockaddr *)&addr, addrlen)));
     printf("  sendto on an unconnected stream -> %s\n",
@@ -103,10 +106,10 @@ static void server_and_client(void) {
     int c1 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int c3 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    printf("  backlog 1: connect %s %s %s, listener poll %#x\n",
-           err(connect(c1, (struct sockaddr *)&addr, addrlen)),
-           err(connect(c2, (struct sockaddr *)&addr, addrlen)),
-           err(connect(c3, (struct sockaddr *)&addr, addrlen)), revents(L));
+    printf("  backlog 1: connect %s", err(connect(c1, (struct sockaddr *)&addr, addrlen)));
+    printf(" %s", err(connect(c2, (struct sockaddr *)&addr, addrlen)));
+    printf(" %s", err(connect(c3, (struct sockaddr *)&addr, addrlen)));
+    printf(", listener poll %#x\n", revents(L));
     send(c1, "queued", 6, 0);
     child = fork();
     if (child == 0) {
@@ -124,9 +127,10 @@ static void server_and_client(void) {
     waitpid(child, NULL, 0);
     close(s);
     close(L);            /* the still-pending connections are reset */
+    printf("  pending client after listener close: poll %#x\n", revents(c2));
     n = recv(c2, buf, sizeof buf, 0);
-    printf("  pending client after listener close: poll %#x, recv -> %s, then -> %zd\n",
-           revents(c2), err(n), recv(c2, buf, sizeof buf, 0));
+    printf("  recv -> %s\n", err(n));
+    printf("  then -> %zd\n", recv(c2, buf, sizeof buf, 0));
     printf("  connect after close -> %s\n", err(connect(c3, (struct sockaddr *)&addr, addrlen)));
     close(c1); close(c2); close(c3); close(other); close(d);
 }
@@ -157,8 +161,8 @@ int main(void) {
     strcpy(bad.sun_path, "/tmp/no-such-dir-here/x.sock");
     printf("  bind in a missing directory -> %s\n", err(bind(c, (struct sockaddr *)&bad, sizeof bad)));
     bad.sun_family = AF_INET;
-    printf("  bind with the wrong family -> %s, connect -> %s\n", err(bind(c, (struct sockaddr *)&bad, sizeof bad)),
-           err(connect(c, (struct sockaddr *)&bad, sizeof bad)));
+    printf("  bind with the wrong family -> %s\n", err(bind(c, (struct sockaddr *)&bad, sizeof bad)));
+    printf("  connect with the wrong family -> %s\n", err(connect(c, (struct sockaddr *)&bad, sizeof bad)));
     printf("  connect with a short address -> %s\n", err(connect(c, (struct sockaddr *)&addr, 2)));
     close(c);
 
@@ -171,10 +175,10 @@ int main(void) {
     server_and_client();
     c = socket(AF_UNIX, SOCK_STREAM, 0);
     printf("  connect after the listener closed -> %s\n", err(connect(c, (struct sockaddr *)&addr, addrlen)));
-    printf("  a seqpacket socket may use the same abstract name -> ");
     int sp = socket(AF_UNIX, SOCK_SEQPACKET, 0);
     int sd = socket(AF_UNIX, SOCK_STREAM, 0);
-    printf("%s, a second stream socket -> %s / %s\n", err(bind(sp, (struct sockaddr *)&addr, addrlen)),
-           err(bind(sd, (struct sockaddr *)&addr, addrlen)), err(bind(c, (struct sockaddr *)&addr, addrlen)));
+    printf("  a seqpacket socket may take the same abstract name -> %s\n", err(bind(sp, (struct sockaddr *)&addr, addrlen)));
+    printf("  a stream socket may take it again once free -> %s\n", err(bind(sd, (struct sockaddr *)&addr, addrlen)));
+    printf("  but not twice -> %s\n", err(bind(c, (struct sockaddr *)&addr, addrlen)));
     return 0;
 }

@@ -129,7 +129,8 @@ static void eof_and_epipe(void) {
     char buf[8];
     printf("closed peer, poll %#x\n", revents(sv[1]));
     ssize_t n = recv(sv[1], buf, sizeof buf, 0);
-    printf("read remaining -> %zd, then -> %zd\n", n, recv(sv[1], buf, sizeof buf, 0));
+    printf("read remaining -> %zd\n", n);
+    printf("then -> %zd\n", recv(sv[1], buf, sizeof buf, 0));
     n = send(sv[1], "x", 1, 0);
     printf("send to closed peer -> %s, SIGPIPEs %d\n", err(n), (int)sigpipes);
     n = send(sv[1], "x", 1, MSG_NOSIGNAL);
@@ -144,14 +145,16 @@ static void eof_and_epipe(void) {
     n = recv(sv[0], buf, sizeof buf, 0);
     printf("queued data first -> %zd\n", n);
     n = recv(sv[0], buf, sizeof buf, 0);
-    printf("then -> %s, then -> %zd\n", err(n), recv(sv[0], buf, sizeof buf, 0));
+    printf("then -> %s\n", err(n));
+    printf("then -> %zd\n", recv(sv[0], buf, sizeof buf, 0));
     printf("send -> %s\n", err(send(sv[0], "x", 1, MSG_NOSIGNAL)));
     close(sv[0]);
 
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
     shutdown(sv[0], SHUT_WR);
     printf("SHUT_WR: poll me %#x peer %#x\n", revents(sv[0]), revents(sv[1]));
-    printf("send after SHUT_WR -> %s; peer reads -> %zd\n", err(send(sv[0], "x", 1, MSG_NOSIGNAL)), recv(sv[1], buf, 8, 0));
+    printf("send after SHUT_WR -> %s\n", err(send(sv[0], "x", 1, MSG_NOSIGNAL)));
+    printf("peer reads -> %zd\n", recv(sv[1], buf, 8, 0));
     shutdown(sv[0], SHUT_RD);
     printf("SHUT_RDWR: poll me %#x peer %#x\n", revents(sv[0]), revents(sv[1]));
     printf("peer send -> %s\n", err(send(sv[1], "x", 1, MSG_NOSIGNAL)));

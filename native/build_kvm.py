@@ -1,0 +1,61 @@
+"""cffi build script for pysentry.native._kvm (run at install time by setup.py)."""
+from cffi import FFI
+
+ffibuilder = FFI()
+ffibuilder.cdef("""
+struct user_regs_struct {
+    unsigned long long r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx,
+        rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs;
+};
+struct pk_event {
+    int kind;
+    int vector;
+    uint64_t error;
+    uint64_t cr2;
+    int exit_reason;
+    uint64_t detail;
+};
+struct pk_vm;
+struct pk_as;
+struct pk_vcpu;
+struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen);
+void pk_vm_destroy(struct pk_vm *vm);
+int pk_vm_event_fd(struct pk_vm *vm);
+uint64_t pk_vm_xcr0(struct pk_vm *vm);
+int pk_vm_xstate_size(struct pk_vm *vm);
+int pk_vm_collect(struct pk_vm *vm, int *ids, int max);
+uint64_t pk_vm_stat(struct pk_vm *vm, int which);
+struct pk_as *pk_as_create(struct pk_vm *vm);
+int pk_as_map(struct pk_as *as, uint64_t va, uint64_t len, uint64_t off, int prot);
+int pk_as_unmap(struct pk_as *as, uint64_t va, uint64_t len);
+int pk_as_protect(struct pk_as *as, uint64_t va, uint64_t len, int prot);
+void pk_as_release(struct pk_as *as);
+uint64_t pk_as_lookup(struct pk_as *as, uint64_t va);
+struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err);
+void pk_vcpu_put(struct pk_vcpu *v);
+int pk_vcpu_id(struct pk_vcpu *v);
+struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id);
+struct pk_event *pk_vcpu_event(struct pk_vcpu *v);
+int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as);
+void pk_vcpu_kick(struct pk_vcpu *v);
+int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf4096);
+int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);
+#define PK_USER_TOP ...
+#define PK_MAX_VCPUS ...
+#define PK_EV_SYSCALL ...
+#define PK_EV_FAULT ...
+#define PK_EV_INTERRUPT ...
+#define PK_EV_GONE ...
+""")
+ffibuilder.set_source(
+    "pysentry.native._kvm",
+    '#include "kvm_core.h"',
+    # relative paths: setuptools rejects absolute ones
+    sources=["native/kvm_vm.c", "native/kvm_mmu.c", "native/kvm_guest.c"],
+    include_dirs=["native"],
+    extra_compile_args=["-O2", "-Wall", "-std=gnu11"],
+    libraries=["pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,232 @@
+"""The KVM platform: the application runs in guest ring 3 of one VM; the sentry is its VMM.
+
+The native module (native/kvm_*.c) owns the VM: the ring-0 trap stub, the guest page tables
+built from the mappings the kernel asks for, and one host thread per vCPU that runs
+KVM_RUN and reports stops through an eventfd that this class hands to the event loop.
+A context holds one vCPU (from a reusable pool) for its whole life, so its registers and
+FPU/AVX state stay in that vCPU between events; preemption of a spinning task is the host
+scheduler's job, since every vCPU is a host thread. See docs/kvm.md.
+"""
+import errno
+import logging
+import os
+
+from pysentry.native._kvm import ffi, lib
+from pysentry.sentry.kernel.sigframe import pack_siginfo
+from pysentry.sentry.platform import (EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL, Event,
+                                      Platform, PlatformAddressSpace, PlatformContext)
+
+from .faults import SI_KERNEL, translate
+
+log = logging.getLogger("pysentry")
+XSAVE_AREA = 4096                   # struct kvm_xsave
+EXIT_NAMES = {8: "shutdown (triple fault)", 9: "entry failure", 17: "internal error"}
+
+
+class KvmUnavailable(Exception):
+    """The host cannot run the KVM platform; the message names the cause."""
+
+
+class KvmAddressSpace(PlatformAddressSpace):
+    def __init__(self, platform: "KvmPlatform"):
+        self.platform = platform
+        self.handle = lib.pk_as_create(platform.vm)
+        if self.handle == ffi.NULL:
+            raise MemoryError("KVM: no page-table page left for a new address space")
+
+    def _check(self, r: int, what: str):
+        if r < 0:
+            raise OSError(-r, f"KVM {what}: {os.strerror(-r)}")
+
+    def map_memfile(self, addr, length, offset, prot):
+        self._check(lib.pk_as_map(self.handle, addr, length, offset, prot), "map")
+
+    def unmap(self, addr, length):
+        top = lib.PK_USER_TOP
+        if addr >= top:
+            return
+        self._check(lib.pk_as_unmap(self.handle, addr, min(length, top - addr)), "unmap")
+
+    def protect(self, addr, length, prot):
+        self._check(lib.pk_as_protect(self.handle, addr, length, prot), "protect")
+
+    def lookup(self, addr) -> int:
+        """The guest page-table entry for addr (tests)."""
+        return lib.pk_as_lookup(self.handle, addr)
+
+    def release(self):
+        if self.handle is not None:
+            lib.pk_as_release(self.handle)
+            self.handle = None
+
+
+class KvmContext(PlatformContext):
+    __slots__ = ("platform", "aspace", "vcpu", "vcpu_id", "regs", "running", "task",
+                 "leaving")
+
+    def __init__(self, platform: "KvmPlatform", aspace: KvmAddressSpace):
+        self.platform = platform
+        self.aspace = aspace
+        err = ffi.new("int*")
+        self.vcpu = lib.pk_vcpu_get(platform.vm, err)
+        if self.vcpu == ffi.NULL:
+            raise OSError(-err[0], f"KVM: no vCPU for a new thread: {os.strerror(-err[0])}")
+        self.vcpu_id = lib.pk_vcpu_id(self.vcpu)
+        self.regs = ffi.new("struct user_regs_struct*")
+        self.regs.cs, self.regs.ss, self.regs.eflags = 0x33, 0x2B, 0x202
+        self.running = False
+        self.task = None
+        self.leaving = False
+        platform.contexts[self.vcpu_id] = self
+        # A vCPU from the pool carries its previous owner's FPU state: start clean.
+        self.set_fpstate(platform.initial_fpstate)
+
+    def resume(self):
+        if self.aspace.handle is None:
+            raise OSError(errno.ESRCH, "KVM: resume in a released address space")
+        r = lib.pk_vcpu_resume(self.vcpu, self.regs, self.aspace.handle)
+        if r < 0:
+            raise OSError(-r, f"KVM resume: {os.strerror(-r)}")
+        self.running = True
+
+    def interrupt(self):
+        if self.running:
+            lib.pk_vcpu_kick(self.vcpu)
+
+    def get_fpstate(self) -> bytes:
+        buf = ffi.new("char[]", XSAVE_AREA)
+        r = lib.pk_vcpu_get_xsave(self.vcpu, buf)
+        if r < 0:
+            raise OSError(-r, f"KVM_GET_XSAVE: {os.strerror(-r)}")
+        return bytes(ffi.buffer(buf, self.platform.xstate_size))
+
+    def set_fpstate(self, data: bytes):
+        """Load an XSAVE area, or a 512-byte FXSAVE image (other components reset)."""
+        area = bytearray(XSAVE_AREA)
+        n = min(len(data), self.platform.xstate_size)
+        area[:n] = data[:n]
+        if len(data) <= 512:
+            area[512:520] = (3).to_bytes(8, "little")       # XSTATE_BV: x87 | SSE
+        area[520:576] = bytes(56)                            # XCOMP_BV and reserved: zero
+        r = lib.pk_vcpu_set_xsave(self.vcpu, ffi.from_buffer(area))
+        if r < 0:
+            raise OSError(-r, f"KVM_SET_XSAVE: {os.strerror(-r)}")
+
+    def release(self):
+        """Give the vCPU back to the pool; a running one first stops (kicked)."""
+        if self.platform.contexts.get(self.vcpu_id) is not self:
+            return
+        self.task = None
+        if self.running:
+            self.leaving = True
+            lib.pk_vcpu_kick(self.vcpu)
+        else:
+            self._return_vcpu()
+
+    def _return_vcpu(self):
+        del self.platform.contexts[self.vcpu_id]
+        lib.pk_vcpu_put(self.vcpu)
+
+
+class KvmPlatform(Platform):
+    name = "kvm"
+    max_user_address = lib.PK_USER_TOP
+
+    def __init__(self, memfile):
+        self.memfile = memfile
+        err = ffi.new("int*")
+        msg = ffi.new("char[]", 256)
+        self.vm = lib.pk_vm_create(memfile.fd, memfile.size, err, msg, 256)
+        if self.vm == ffi.NULL:
+            raise KvmUnavailable(ffi.string(msg).decode(errors="replace")
+                                 or os.strerror(-err[0]))
+        self.xcr0 = lib.pk_vm_xcr0(self.vm)
+        self.xstate_size = lib.pk_vm_xstate_size(self.vm)
+        self.initial_fpstate = _initial_fxsave()
+        self.contexts: dict[int, KvmContext] = {}
+        self._ids = ffi.new("int[]", lib.PK_MAX_VCPUS)
+        self._efd = lib.pk_vm_event_fd(self.vm)
+
+    def new_address_space(self, memfile=None):
+        return KvmAddressSpace(self)
+
+    def new_context(self, aspace):
+        return KvmContext(self, aspace)
+
+    def move_context(self, ctx, aspace):
+        ctx.release()
+        return KvmContext(self, aspace)
+
+    def event_fd(self):
+        return self._efd
+
+    def stats(self) -> dict:
+        vm = self.vm
+        return {"maintenance_runs": lib.pk_vm_stat(vm, 0), "guest_pte_writes": lib.pk_vm_stat(vm, 1),
+                "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3)}
+
+    def poll_events(self):
+        try:
+            os.read(self._efd, 8)
+        except BlockingIOError:
+            pass
+        while True:
+            n = lib.pk_vm_collect(self.vm, self._ids, lib.PK_MAX_VCPUS)
+            if n == 0:
+                return
+            for i in range(n):
+                ctx = self.contexts.get(self._ids[i])
+                if ctx is None:
+                    continue
+                ctx.running = False
+                if ctx.leaving:
+                    ctx._return_vcpu()
+                    continue
+                yield ctx, self._event(ctx)
+
+    def _event(self, ctx) -> Event:
+        ev = lib.pk_vcpu_event(ctx.vcpu)
+        kind = ev.kind
+        if kind == lib.PK_EV_SYSCALL:
+            return Event(EV_SYSCALL)
+        if kind == lib.PK_EV_INTERRUPT:
+            return Event(EV_INTERRUPT)
+        if kind == lib.PK_EV_FAULT:
+            fp = ctx.get_fpstate() if ev.vector in (16, 19) else None
+            signo, code, addr = translate(ev.vector, ev.error, ev.cr2, ctx.regs.rip, fp)
+            info = (pack_siginfo(signo, code) if code == SI_KERNEL
+                    else pack_siginfo(signo, code, addr=addr))
+            return Event(EV_FAULT, signo=signo, code=code, addr=addr, siginfo=info)
+        reason = ev.exit_reason
+        what = (f"KVM_RUN failed: {os.strerror(-reason)}" if reason < 0
+                else f"exit {EXIT_NAMES.get(reason, reason)}")
+        log.error("KVM vCPU %d stopped for good: %s at %#x", ctx.vcpu_id, what, ev.detail)
+        return Event(EV_GONE)
+
+    def shutdown(self):
+        if self.vm is not None:
+            lib.pk_vm_destroy(self.vm)
+            self.vm = None
+
+
+def _initial_fxsave() -> bytes:
+    """The FPU state of a fresh thread: fcw 0x37f, mxcsr 0x1f80 (and its mask)."""
+    fp = bytearray(512)
+    fp[0:2] = (0x37F).to_bytes(2, "little")
+    fp[24:28] = (0x1F80).to_bytes(4, "little")
+    fp[28:32] = (0xFFFF).to_bytes(4, "little")
+    return bytes(fp)
+
+
+def open_platform(memfile) -> KvmPlatform:
+    """The platform, or SystemExit with a one-line reason that suggests the alternative."""
+    if not os.path.exists("/dev/kvm"):
+        raise SystemExit("pysentry: --platform=kvm needs /dev/kvm, which this host does not "
+                         "have (no KVM support); use --platform=ptrace")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise SystemExit("pysentry: --platform=kvm: no permission to open /dev/kvm "
+                         "(join the kvm group or run as root); use --platform=ptrace")
+    try:
+        return KvmPlatform(memfile)
+    except KvmUnavailable as e:
+        raise SystemExit(f"pysentry: --platform=kvm unavailable: {e}; use --platform=ptrace")
