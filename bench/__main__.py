@@ -38,11 +38,12 @@ def main(argv=None):
             p.add_argument("--only", help="comma-separated measurement keys")
     m = sub.add_parser("micro", help="pytest-benchmark micro-benchmarks (bench/micro)")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["micro"]:            # everything after `micro` goes to pytest as is
+        return subprocess.call([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                                os.path.join(HERE, "micro"), *argv[1:]])
     args = ap.parse_args(argv)
 
-    if args.cmd == "micro":
-        return subprocess.call([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                                os.path.join(HERE, "micro"), *args.pytest_args])
     if args.cmd == "io":
         from .io_run import run_io
         from .report_io import write_io

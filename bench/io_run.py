@@ -78,7 +78,19 @@ def measure_program(rt, m, sizes, iobench):
     return m.derive(out.result), out.result["fs"]
 
 
+def check_runs_programs(rt, sizes):
+    """`/bin/false` must come back as exit status 1: a runtime that exits 0 without
+    running the program would otherwise look like the fastest start-up of all."""
+    if "runs_programs" not in rt.extra:
+        rc, _, err, _ = spawn(rt.wrap(["/bin/false"]), sizes.timeout_s)
+        rt.extra["runs_programs"] = (rc == 1, f"/bin/false came back with status {rc}, not 1")
+    ok, why = rt.extra["runs_programs"]
+    if not ok:
+        raise RuntimeError(why)
+
+
 def measure_startup(rt, sizes):
+    check_runs_programs(rt, sizes)
     rc, out, err, wall = spawn(rt.wrap(["/bin/true"]), sizes.timeout_s)
     if rc != 0:
         why = "timed out" if rc is None else f"exit status {rc}: " + \

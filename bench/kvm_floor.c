@@ -4,11 +4,17 @@
  *   kvm_floor getppid MS
  *
  * A one-vCPU VM in 64-bit mode. Guest ring 3 runs the timed loop `mov $110,%eax; syscall`.
- * The `syscall` lands in a ring-0 stub (LSTAR) that stores the number in a mailbox page and
+ * The `syscall` lands in a ring-0 stub that stores the number in a mailbox page and
  * executes `in` on a port: a VM exit to this program, which answers with a constant through
  * the port's data; the stub then returns to ring 3 with `iretq`. This is the shape of a
  * sentry's KVM platform (application in guest ring 3, trap stub in ring 0, host loop) minus
  * all the work a real kernel does.
+ *
+ * Two ways into ring 0, as in pysentry's KVM platform (native/kvm_guest.c): with hardware
+ * virtualization `syscall` enters ring 0 at LSTAR. On a kvm-pvm host (software
+ * virtualization) a plain guest's `syscall` jumps to LSTAR without changing privilege; the
+ * LSTAR page is supervisor-only, so that fetch raises #PF, delivered through the IDT to a
+ * ring-0 handler that recognises it (cr2 == LSTAR) and serves it the same way.
  *
  * The host times the run loop (guest time is not trusted to a clock the guest lacks). The
  * iteration count grows until MS milliseconds are spent. Prints the same RESULT line as
@@ -34,11 +40,17 @@
 #define GDT        0x4000
 #define TSS        0x5000
 #define MAILBOX    0x6000        /* +0 syscall nr, +8 iteration count, +16 saved user rsp */
+#define PT         0x7000        /* 4 KiB pages for the first 2 MiB */
+#define IDT        0x8000
 #define KCODE      0x10000
 #define UCODE      0x20000
 #define KSTACK_TOP 0x80000
 #define USTACK_TOP 0x90000
 #define PORT       0x10
+#define PORT_FAIL  0x11
+#define LSTAR      (KCODE + 0x100)
+#define PF_ENTRY   (KCODE + 0x200)
+#define BAD_ENTRY  (KCODE + 0x300)
 #define SEL_KCODE  0x08
 #define SEL_KDATA  0x10
 #define SEL_UDATA  0x1b          /* 0x18 | RPL 3 */
@@ -67,6 +79,24 @@ static const uint8_t kentry[] = {
     0x51,                                           /* push %rcx        (rip)        */
     0x48, 0xcf,                                     /* iretq                         */
 };
+/* #PF handler (ring 0, kvm-pvm's shape of a syscall): frame = error, rip, cs, rflags, rsp,
+ * ss; rcx/r11 hold the user rip/rflags the `syscall` saved. */
+static const uint8_t kpf[] = {
+    0x48, 0x89, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, /* mov %rax, MAILBOX             */
+    0x0f, 0x20, 0xd2,                               /* mov %cr2, %rdx                */
+    0x48, 0x81, 0xfa, 0x00, 0x01, 0x01, 0x00,       /* cmp $LSTAR, %rdx              */
+    0x75, 0x11,                                     /* jne fail                      */
+    0xe5, PORT,                                     /* in $PORT, %eax  -> VM exit    */
+    0x48, 0x83, 0xc4, 0x08,                         /* add $8, %rsp  (error code)    */
+    0x48, 0x89, 0x0c, 0x24,                         /* mov %rcx, (%rsp)   (rip)      */
+    0x4c, 0x89, 0x5c, 0x24, 0x10,                   /* mov %r11, 16(%rsp) (rflags)   */
+    0x48, 0xcf,                                     /* iretq                         */
+    0xe6, PORT_FAIL,                                /* fail: out %al, $PORT_FAIL     */
+    0xf4,                                           /* hlt                           */
+};
+/* Every other exception: report and stop. */
+static const uint8_t kbad[] = {0xe6, PORT_FAIL, 0xf4};
+
 /* Ring 3: r12 = count; loop getppid; then syscall 60 (exit) ends the run. */
 static const uint8_t ucode[] = {
     0x4c, 0x8b, 0x24, 0x25, 0x08, 0x60, 0x00, 0x00, /* mov MAILBOX+8, %r12           */
@@ -112,8 +142,23 @@ static void setup_memory(void) {
     /* present | writable | user, and 2 MiB pages (PS) in the PD: ring 3 may touch it all. */
     pml4[0] = PDPT | 7;
     pdpt[0] = PD | 7;
-    pd[0] = 0x000000 | 0x87;
+    pd[0] = PT | 7;
     pd[1] = 0x200000 | 0x87;
+    uint64_t *pt = (uint64_t *)(mem + PT);
+    for (uint64_t i = 0; i < 512; i++)
+        pt[i] = (i << 12) | (i == KCODE >> 12 ? 3 : 7);   /* the stub page: supervisor only */
+    uint8_t *idt = mem + IDT;
+    for (int v = 0; v < 256; v++) {
+        uint64_t target = v == 14 ? PF_ENTRY : BAD_ENTRY;
+        uint8_t *g = idt + 16 * v;
+        memset(g, 0, 16);
+        g[0] = target & 0xff; g[1] = (target >> 8) & 0xff;     /* offset 15:0 */
+        g[2] = SEL_KCODE; g[3] = 0;                           /* selector */
+        g[5] = 0x8E;                                          /* present, DPL 0, interrupt gate */
+        g[6] = (target >> 16) & 0xff; g[7] = (target >> 24) & 0xff;
+    }
+    uint64_t rsp0 = KSTACK_TOP;
+    memcpy(mem + TSS + 4, &rsp0, 8);                          /* ring-0 stack for exceptions */
     uint64_t *gdt = (uint64_t *)(mem + GDT);
     gdt[0] = 0;
     gdt[1] = seg_desc(1, 0);
@@ -124,7 +169,9 @@ static void setup_memory(void) {
     gdt[5] = 103 | ((uint64_t)(TSS & 0xFFFFFF) << 16) | (0xBull << 40) | (1ull << 47);
     gdt[6] = 0;
     memcpy(mem + KCODE, kboot, sizeof kboot);
-    memcpy(mem + KCODE + 0x100, kentry, sizeof kentry);
+    memcpy(mem + LSTAR, kentry, sizeof kentry);
+    memcpy(mem + PF_ENTRY, kpf, sizeof kpf);
+    memcpy(mem + BAD_ENTRY, kbad, sizeof kbad);
     memcpy(mem + UCODE, ucode, sizeof ucode);
 }
 
@@ -151,8 +198,8 @@ static void setup_vcpu(void) {
     sregs.tr = tr;
     sregs.gdt.base = GDT;
     sregs.gdt.limit = 7 * 8 - 1;
-    sregs.idt.base = 0;
-    sregs.idt.limit = 0;      /* any exception: triple fault, reported as a failure */
+    sregs.idt.base = IDT;
+    sregs.idt.limit = 256 * 16 - 1;
     sregs.cr3 = PML4;
     sregs.cr4 = 0x20 | 0x200 | 0x400;                  /* PAE, OSFXSR, OSXMMEXCPT */
     sregs.cr0 = 0x80000000 | 0x10000 | 0x20 | 0x10 | 0x2 | 0x1;   /* PG WP NE ET MP PE */
@@ -165,7 +212,7 @@ static void setup_vcpu(void) {
     msrs.e[0].index = 0xC0000081;                      /* STAR: kernel CS/SS from 0x08 */
     msrs.e[0].data = ((uint64_t)0x10 << 48) | ((uint64_t)SEL_KCODE << 32);
     msrs.e[1].index = 0xC0000082;                      /* LSTAR: the ring-0 entry */
-    msrs.e[1].data = KCODE + 0x100;
+    msrs.e[1].data = LSTAR;
     msrs.e[2].index = 0xC0000084;                      /* SFMASK: clear TF, IF, DF */
     msrs.e[2].data = 0x700;
     if (ioctl(vcpu_fd, KVM_SET_MSRS, &msrs) != 3) fatal("KVM_SET_MSRS");
@@ -189,11 +236,30 @@ static int64_t run_guest(uint64_t count) {
             if (errno == EINTR) continue;
             fatal("KVM_RUN");
         }
+        if (run->exit_reason == KVM_EXIT_IO && run->io.port == PORT_FAIL) {
+            struct kvm_sregs sr;
+            ioctl(vcpu_fd, KVM_GET_SREGS, &sr);
+            uint64_t f[6];
+            memcpy(f, mem + KSTACK_TOP - sizeof f, sizeof f);
+            printf("ERROR guest took an unexpected exception: cr2 %#llx, stack %#llx %#llx "
+                   "%#llx %#llx %#llx %#llx\n", (unsigned long long)sr.cr2,
+                   (unsigned long long)f[0], (unsigned long long)f[1], (unsigned long long)f[2],
+                   (unsigned long long)f[3], (unsigned long long)f[4], (unsigned long long)f[5]);
+            exit(1);
+        }
         if (run->exit_reason == KVM_EXIT_IO && run->io.port == PORT &&
             run->io.direction == KVM_EXIT_IO_IN) {
             uint64_t nr;
             memcpy(&nr, mem + MAILBOX, 8);
-            if (nr == 60) break;
+            if (nr == 60) {
+                /* Complete the pending `in` without running the guest, so the next run
+                 * starts cleanly from the registers we set (KVM finishes a pending I/O
+                 * exit at the next KVM_RUN, whatever the registers say meanwhile). */
+                run->immediate_exit = 1;
+                ioctl(vcpu_fd, KVM_RUN, 0);
+                run->immediate_exit = 0;
+                break;
+            }
             uint32_t answer = nr == 110 ? ANSWER : (uint32_t)-38;
             memcpy((uint8_t *)run + run->io.data_offset, &answer, 4);
             served++;

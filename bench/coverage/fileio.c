@@ -167,6 +167,17 @@ int main(void) {
     R(sendfile, "bytes in the pipe", SC(read, pipefd[0], buf, sizeof buf));
     SAY(sendfile, "pipe data", "%.11s", buf);
 
+    /* copy_file_range */
+    int cin = SC(open, "src", O_RDONLY), cout = SC(open, "cfr", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    loff_t cfo = 9;
+    R(copy_file_range, "with input offset", SC(copy_file_range, cin, &cfo, cout, NULL, 100, 0));
+    SAY(copy_file_range, "input offset after", "%lld", (long long)cfo);
+    R(copy_file_range, "bad flags", SC(copy_file_range, cin, NULL, cout, NULL, 4, 1));
+    R(copy_file_range, "to a read-only fd", SC(copy_file_range, cin, NULL, cin, NULL, 4, 0));
+    int cback = open("cfr", O_RDONLY);
+    R(copy_file_range, "copied bytes", SC(pread64, cback, buf, sizeof buf, 0));
+    SAY(copy_file_range, "copied data", "%.6s", buf);
+
     /* ioctl */
     R(ioctl, "TCGETS on a file", SC(ioctl, fd, TCGETS, buf));
     int avail = -1;

@@ -113,6 +113,21 @@ int main(void) {
     SAY(brk, "shrink", "%s", YES(SC(brk, b0) == b0));
     SAY(brk, "below start refused", "%s", YES(SC(brk, 4096) == b0));
 
+    int mfd = SC(memfd_create, "cov", MFD_CLOEXEC);
+    SAY(memfd_create, "new", "%s", mfd >= 0 ? "fd" : ename(errno));
+    R(memfd_create, "grow", SC(ftruncate, mfd, pg));
+    char *m1 = (char *)SC(mmap, 0, pg, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    char *m2 = (char *)SC(mmap, 0, pg, PROT_READ, MAP_SHARED, mfd, 0);
+    if (m1 != MAP_FAILED && m2 != MAP_FAILED) {
+        m1[10] = 'M';
+        SAY(memfd_create, "two shared mappings agree", "%c", m2[10]);
+    }
+    R(memfd_create, "FD_CLOEXEC set", SC(fcntl, mfd, F_GETFD));
+    R(memfd_create, "bad flags", SC(memfd_create, "cov", 0x100));
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    FD(memfd_create, "name too long", SC(memfd_create, longname, 0));
     R(membarrier, "QUERY has GLOBAL", (SC(membarrier, 0, 0, 0) & 1));
     R(membarrier, "bad cmd", SC(membarrier, 12345, 0, 0));
     return 0;

@@ -57,11 +57,17 @@ int main(int argc, char **argv) {
     SAY(vfork, "child", "%s", ended(c));
     c = SC(clone, SIGCHLD, 0, 0, 0, 0);
     if (c == 0) SC(exit, 6);
+    SAY(exit, "status 6 seen by the parent", "%s", ended(c));
+    c = SC(clone, SIGCHLD, 0, 0, 0, 0);
+    if (c == 0) _exit(0);
     SAY(clone, "fork-like child", "%s", ended(c));
     R(clone, "CLONE_THREAD without CLONE_SIGHAND", SC(clone, CLONE_THREAD, 0, 0, 0, 0));
     struct clone_args ca = {.exit_signal = SIGCHLD};
     c = SC(clone3, &ca, sizeof ca);
     if (c == 0) SC(exit_group, 7);
+    SAY(exit_group, "status 7 seen by the parent", "%s", ended(c));
+    c = SC(clone3, &ca, sizeof ca);
+    if (c == 0) _exit(0);
     SAY(clone3, "fork-like child", "%s", ended(c));
     R(clone3, "bad size", SC(clone3, &ca, 8));
     c = SC(fork);

@@ -61,6 +61,14 @@ int main(void) {
     R(connect, "to the listener", SC(connect, cs, &addr, sizeof addr));
     struct sockaddr_un missing = {.sun_family = AF_UNIX, .sun_path = "/nonexistent/sock"};
     R(connect, "missing path", SC(connect, other, &missing, sizeof missing));
+    int cs2 = SC(socket, AF_UNIX, SOCK_STREAM, 0);
+    SC(connect, cs2, &addr, sizeof addr);
+    struct sockaddr_un peer;
+    socklen_t plen = sizeof peer;
+    int as0 = SC(accept, ls, &peer, &plen);
+    SAY(accept, "connection", "%s", as0 >= 0 ? "fd" : ename(errno));
+    SAY(accept, "peer address family", "%d", peer.sun_family);
+    R(accept, "not listening", SC(accept, cs2, NULL, NULL));
     int as = SC(accept4, ls, NULL, NULL, SOCK_CLOEXEC);
     SAY(accept4, "connection", "%s", as >= 0 ? "fd" : ename(errno));
     R(accept4, "bad flags", SC(accept4, ls, NULL, NULL, 0x1));
@@ -89,5 +97,19 @@ int main(void) {
     SC(sendto, dg[0], "three", 5, 0, NULL, 0);
     R(recvfrom, "datagram boundaries", SC(recvfrom, dg[1], buf, sizeof buf, 0, NULL, NULL));
     R(recvfrom, "truncated datagram", SC(recvfrom, dg[1], buf, 2, 0, NULL, NULL));
+    /* sendmmsg / recvmmsg */
+    struct iovec v1 = {"aa", 2}, v2 = {"bbb", 3};
+    struct mmsghdr out[2] = {{.msg_hdr = {.msg_iov = &v1, .msg_iovlen = 1}},
+                             {.msg_hdr = {.msg_iov = &v2, .msg_iovlen = 1}}};
+    R(sendmmsg, "two datagrams", SC(sendmmsg, dg[0], out, 2, 0));
+    SAY(sendmmsg, "lengths", "%u %u", out[0].msg_len, out[1].msg_len);
+    char r1[8], r2[8];
+    struct iovec w1 = {r1, sizeof r1}, w2 = {r2, sizeof r2};
+    struct mmsghdr in2[2] = {{.msg_hdr = {.msg_iov = &w1, .msg_iovlen = 1}},
+                             {.msg_hdr = {.msg_iov = &w2, .msg_iovlen = 1}}};
+    R(recvmmsg, "two datagrams", SC(recvmmsg, dg[1], in2, 2, 0, NULL));
+    SAY(recvmmsg, "lengths and data", "%u %u %.2s %.3s", in2[0].msg_len, in2[1].msg_len, r1, r2);
+    R(recvmmsg, "nothing queued, MSG_DONTWAIT", SC(recvmmsg, dg[1], in2, 2, MSG_DONTWAIT, NULL));
+    R(sendmmsg, "not a socket", SC(sendmmsg, p[0], out, 1, 0));
     return 0;
 }

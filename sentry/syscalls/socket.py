@@ -130,7 +130,9 @@ def _sigpipe(t) -> None:
 
 def _park(desc, wb: WouldBlock, deadline):
     """Wait for what `wb` asks for; returns the wake-up reason."""
-    queue = getattr(wb, "queue", None) or desc.waitqueue
+    queue = getattr(wb, "queue", None)
+    if queue is None:             # (not `or`: an empty WaitQueue is falsy)
+        queue = desc.waitqueue
     return (yield Block([queue], mask=wb.events | POLLERR | POLLHUP, deadline=deadline))
 
 

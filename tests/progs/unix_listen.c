@@ -111,10 +111,13 @@ static void server_and_client(void) {
     printf(" %s", err(connect(c3, (struct sockaddr *)&addr, addrlen)));
     printf(", listener poll %#x\n", revents(L));
     send(c1, "queued", 6, 0);
+    int order[2];
+    pipe(order);
     child = fork();
     if (child == 0) {
         int c = socket(AF_UNIX, SOCK_STREAM, 0);
         int r = connect(c, (struct sockaddr *)&addr, addrlen);   /* waits for room */
+        read(order[0], buf, 1);                                  /* print after the parent */
         printf("  blocked connect finished -> %s\n", err(r));
         fflush(stdout);
         _exit(0);
@@ -124,7 +127,10 @@ static void server_and_client(void) {
     n = recv(s, buf, sizeof buf, 0);
     printf("  first pending connection carried %.*s\n", (int)n, buf);
     fflush(stdout);
+    write(order[1], "", 1);
     waitpid(child, NULL, 0);
+    close(order[0]);
+    close(order[1]);
     close(s);
     close(L);            /* the still-pending connections are reset */
     printf("  pending client after listener close: poll %#x\n", revents(c2));
