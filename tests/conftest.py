@@ -25,12 +25,13 @@ SANDBOX_TIMEOUT = 120
 
 def compile_c(name_or_src: str, static: bool = True, extra=()) -> str:
     """Compile tests/progs/NAME.c (or C source text) once per content; return the binary."""
-    src_path = PROGS / f"{name_or_src}.c"
-    src = src_path.read_text() if src_path.exists() else name_or_src
+    is_name = "\n" not in name_or_src and "(" not in name_or_src
+    src_path = PROGS / f"{name_or_src}.c" if is_name else None
+    src = src_path.read_text() if src_path is not None else name_or_src
     flags = ["-O1", "-pthread", "-Wall", "-Wno-unused-result"] + (["-static"] if static else []) + list(extra)
     key = hashlib.sha256((src + repr(flags)).encode()).hexdigest()[:16]
     BUILD.mkdir(parents=True, exist_ok=True)
-    out = BUILD / f"{src_path.stem if src_path.exists() else 'prog'}-{key}"
+    out = BUILD / f"{src_path.stem if src_path is not None else 'prog'}-{key}"
     if not out.exists():
         c = BUILD / f"{key}.c"
         c.write_text(src)
