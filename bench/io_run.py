@@ -19,6 +19,9 @@ from .runtimes import FLOOR, NATIVE, probe, standard_runtimes
 from .stats import summarize
 
 VOLUME_DIR = os.environ.get("PYSENTRY_BENCH_VOLUME", "/var/tmp/pysentry-bench-volume")
+# A runtime that timed out this many times is not run again in this invocation: every
+# later figure of it is reported failed with that reason, and the time budget holds.
+MAX_TIMEOUTS = 2
 
 
 class Cell:
@@ -158,6 +161,11 @@ def run_io(quick=False, only=None, runtimes=None, log=_progress):
                         continue
                     done += 1
                     cell = cells[m.key][rt.name]
+                    if rt.extra.get("timeouts", 0) >= MAX_TIMEOUTS:
+                        cell.errors.append(f"not run: {rt.name} timed out {MAX_TIMEOUTS} times "
+                                           "earlier in this run")
+                        log(f"[{done}/{total}] {m.key} {rt.name} #{rep + 1}: skipped (hung before)")
+                        continue
                     try:
                         if m.mode == "startup":
                             value = measure_startup(rt, sizes)
@@ -173,6 +181,8 @@ def run_io(quick=False, only=None, runtimes=None, log=_progress):
                         shown = f"{value:.4g} {m.unit}"
                     except RuntimeError as e:
                         cell.errors.append(str(e))
+                        if "timed out" in str(e):
+                            rt.extra["timeouts"] = rt.extra.get("timeouts", 0) + 1
                         shown = f"FAILED: {e}"
                     log(f"[{done}/{total} {time.monotonic() - t_start:5.0f}s] {m.key} "
                         f"{rt.name} #{rep + 1}: {shown}")

@@ -106,6 +106,12 @@ class Sandbox:
         _ensure_dir(self.vfs, ctx, b"/proc")
         self.vfs.mount(ProcFS(self.kernel, cpuinfo=host_cpuinfo()), b"/proc",
                        flags=MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        from .vfs.pty import DevPtsFS, register_tty_devices
+        devpts = DevPtsFS()
+        self.vfs.mount(devpts, b"/dev/pts", flags=MS_NOSUID | MS_NOEXEC)
+        # /dev/ptmx, /dev/pts/N and /dev/tty (the caller's controlling terminal: a pty, or
+        # the host terminal when that is the sandbox's).
+        register_tty_devices(self.vfs.chardevs, devpts, self.kernel, self.vfs)
         self.argv, self.env, self.cwd, self.stdio = argv, env, cwd, stdio
         self.tty = None
         self._saved_termios = None
@@ -136,10 +142,9 @@ class Sandbox:
         sess = k.new_session(tg)
         files, self.tty = self._stdio_files(k)
         if self.tty is not None:
-            from .vfs.hoststdio import host_tty_factory
             sess.tty = self.tty
+            self.tty.session = sess
             self.tty.fg_pgid = pid
-            self.vfs.chardevs.register(5, 0, host_tty_factory(k, self.tty))
         fdt = FDTable()
         fdt.users = 1
         for i, f in enumerate(files):

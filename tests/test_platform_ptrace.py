@@ -56,7 +56,9 @@ def _stubs(sentry_pid):
             st = _status(pid)
         except OSError:
             continue
-        if st.get("TracerPid") == str(sentry_pid):
+        # A stub being torn down (an address space released at exec) is not confined any
+        # less, but it may already have dropped its fds: look at live ones only.
+        if st.get("TracerPid") == str(sentry_pid) and st.get("State", "")[:1] not in "ZX":
             stubs.append(pid)
     return stubs
 

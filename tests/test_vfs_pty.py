@@ -7,7 +7,6 @@ of the slave gets and what the master shows (echo, output processing) must be th
 """
 import errno
 import fcntl
-import hashlib
 import os
 import select
 import stat as _st
@@ -17,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import BUILD, ROOT, SANDBOX_TIMEOUT
+from conftest import compile_c, run_sandbox
 from pysentry.sentry.kernel.errors import SysError, WouldBlock
 from pysentry.sentry.kernel.task import ProcessGroup, Session, ThreadGroup
 from pysentry.sentry.kernel.wait import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
@@ -1221,73 +1220,10 @@ int main(void) {
 }
 """
 
-# Runs a program in a sandbox with devpts mounted and the tty devices registered. The
-# kernel does not offer signal_pgrp/current_task yet, so this adapter supplies them on
-# top of the Kernel class (send_signal, and the task being served by _syscall/step).
-LAUNCHER = r"""
-import os, sys
-from pysentry.sentry.kernel import signals as S
-from pysentry.sentry.kernel.sigframe import pack_siginfo
-from pysentry.sentry.sandbox import Sandbox
-from pysentry.sentry.vfs.pty import DevPtsFS, register_tty_devices
-
-class TtyKernel:
-    def __init__(self, k):
-        self.k = k
-        self.current_task = None
-        for name in ("_syscall", "step"):
-            orig = getattr(k, name)
-            def wrapped(t, *a, _orig=orig):
-                self.current_task = t
-                try:
-                    return _orig(t, *a)
-                finally:
-                    self.current_task = None
-            setattr(k, name, wrapped)
-
-    def signal_pgrp(self, pgid, sig):
-        pg = self.k.pgroups.get(pgid)
-        for tg in list(pg.members) if pg else []:
-            self.k.send_signal(tg, sig, pack_siginfo(sig, S.SI_KERNEL))
-
-    def signal_session_leader(self, sid, sig):
-        tg = self.k.groups.get(sid)
-        if tg is not None:
-            self.k.send_signal(tg, sig, pack_siginfo(sig, S.SI_KERNEL))
-
-    def add_timer(self, deadline, callback):
-        return self.k.add_timer(deadline, callback)
-
-    def cancel_timer(self, entry):
-        self.k.cancel_timer(entry)
-
-sb = Sandbox([os.fsencode(a) for a in sys.argv[1:]], [b"PATH=/usr/bin:/bin"], cwd=b"/")
-devpts = DevPtsFS()
-sb.vfs.mount(devpts, b"/dev/pts")
-register_tty_devices(sb.vfs.chardevs, devpts, TtyKernel(sb.kernel), sb.vfs)
-sys.exit(sb.run())
-"""
-
-
-def _compile(src: str) -> str:
-    """conftest.compile_c takes a file name or short source: this program is too long
-    for its "is it a file name?" check, so compile it here, into the same directory."""
-    out = BUILD / ("pty_program-" + hashlib.sha256(src.encode()).hexdigest()[:16])
-    if not out.exists():
-        BUILD.mkdir(parents=True, exist_ok=True)
-        c = out.with_suffix(".c")
-        c.write_text(src)
-        subprocess.run(["gcc", "-O1", "-static", "-Wall", "-Wno-unused-result", "-o",
-                        f"{out}.tmp", str(c)], check=True, capture_output=True)
-        os.rename(f"{out}.tmp", out)
-    return str(out)
-
-
 def test_a_pty_program_behaves_as_natively():
-    prog = _compile(PTY_PROGRAM)
+    prog = compile_c(PTY_PROGRAM)
     native = subprocess.run([prog], capture_output=True, timeout=60)
-    box = subprocess.run([sys.executable, "-c", LAUNCHER, prog], capture_output=True,
-                         timeout=SANDBOX_TIMEOUT, cwd=ROOT)
+    box = run_sandbox([prog])
     assert native.returncode == 0 and b"timeout" not in native.stdout, native.stdout
     assert box.stdout.decode() == native.stdout.decode(), box.stderr.decode()[-3000:]
     assert box.returncode == 0

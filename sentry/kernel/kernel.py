@@ -58,6 +58,7 @@ class Kernel:
         self.init = None
         self.unsupported_counts = collections.Counter()
         self.boot_time = time.monotonic()
+        self.current_task = None       # the task whose syscall is being served
         self.host_signals = []         # host signals to forward (appended by handlers)
         self.futexes = {}             # futex key -> WaitQueue (see syscalls/futex)
 
@@ -193,6 +194,7 @@ class Kernel:
 
     # ---- syscalls --------------------------------------------------------------------
     def _syscall(self, t):
+        self.current_task = t
         regs = t.ctx.regs
         nr = regs.orig_rax
         t.syscall_nr = nr
@@ -225,6 +227,7 @@ class Kernel:
     def step(self, t, value):
         if t.dead:
             return
+        self.current_task = t
         try:
             blk = t.gen.send(value)
         except StopIteration as stop:
@@ -336,6 +339,20 @@ class Kernel:
             return False
         targets = [task] if task is not None else [th for th in tg.tasks if not th.dead]
         return not any(th.sigmask & S.bit(sig) for th in targets)
+
+    def signal_pgrp(self, pgid, sig):
+        """A terminal's signal (SIGINT, SIGTSTP, SIGWINCH, SIGHUP...) to a process group."""
+        pg = self.pgroups.get(pgid)
+        if pg is None:
+            return
+        info = pack_siginfo(sig, S.SI_KERNEL)
+        for tg in list(pg.members):
+            self.send_signal(tg, sig, info)
+
+    def signal_session_leader(self, sid, sig):
+        tg = self.groups.get(sid)
+        if tg is not None and tg.exit_status is None:
+            self.send_signal(tg, sig, pack_siginfo(sig, S.SI_KERNEL))
 
     def _poke(self, t, sig):
         """Make `t` notice a new pending signal soon."""
@@ -545,6 +562,9 @@ class Kernel:
         tg.exiting = True
         status = tg.group_exit_status if tg.group_exit_status is not None else 0
         tg.exit_status = status
+        if tg.pgrp is not None and tg.session.sid == tg.tgid:
+            from ..vfs.pty import session_leader_exit
+            session_leader_exit(tg.session)
         if tg is self.init:
             return
         # Orphans go to init (or the nearest subreaper).

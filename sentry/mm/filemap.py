@@ -177,6 +177,8 @@ class FileMap:
 
     def _runs(self, lo: int, hi: int) -> list[tuple[int, int, bool]]:
         """Byte range [lo, hi) cut into (a, b, mirrored) pieces."""
+        if lo >= hi:
+            return []
         out = []
         for pa, pb, inside in self.mirrored.split(lo // PAGE, (hi + PAGE - 1) // PAGE):
             a, b = max(pa * PAGE, lo), min(pb * PAGE, hi)

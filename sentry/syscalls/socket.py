@@ -87,9 +87,9 @@ def _read_addr(t, addr: int, addrlen: int) -> bytes:
     addrlen = s32(addrlen)
     if addrlen < 0 or addrlen > SOCKADDR_STORAGE:
         raise SysError(errno.EINVAL)
-    if not addr or addrlen == 0:
+    if addrlen == 0:
         return b""
-    return t.mm.read(addr, addrlen)
+    return t.copy_in(addr, addrlen)       # a NULL address with a length is EFAULT
 
 
 def _write_addr(t, addr: int, lenptr: int, data: bytes) -> None:
@@ -97,13 +97,13 @@ def _write_addr(t, addr: int, lenptr: int, data: bytes) -> None:
     report the full length."""
     if not addr:
         return
-    ulen = struct.unpack("<i", t.mm.read(lenptr, 4))[0]
+    ulen = struct.unpack("<i", t.copy_in(lenptr, 4))[0]
     if ulen < 0:
         raise SysError(errno.EINVAL)
     n = min(ulen, len(data))
     if n:
-        t.mm.write(addr, data[:n])
-    t.mm.write(lenptr, struct.pack("<i", len(data)))
+        t.copy_out(addr, data[:n])
+    t.copy_out(lenptr, struct.pack("<i", len(data)))
 
 
 def _skip(views, n: int) -> list:
@@ -210,7 +210,7 @@ def sys_socketpair(t, family, type_, protocol, sv, *_):
         a.decref()
         b.decref()
     try:
-        t.mm.write(sv, struct.pack("<ii", fa, fb))
+        t.copy_out(sv, struct.pack("<ii", fa, fb))
     except SysError:
         tab.close(fa)
         tab.close(fb)
@@ -293,12 +293,12 @@ def _give_name(t, addr, lenptr, name: bytes) -> None:
     if addr:
         _write_addr(t, addr, lenptr, name)
         return
-    ulen = struct.unpack("<i", t.mm.read(lenptr, 4))[0]
+    ulen = struct.unpack("<i", t.copy_in(lenptr, 4))[0]
     if ulen < 0:
         raise SysError(errno.EINVAL)
     if ulen:
         raise SysError(errno.EFAULT)
-    t.mm.write(lenptr, struct.pack("<i", len(name)))
+    t.copy_out(lenptr, struct.pack("<i", len(name)))
 
 
 @syscall("shutdown", ("fd", "int"))
@@ -319,7 +319,7 @@ def sys_setsockopt(t, fd, level, name, optval, optlen, *_):
     optlen = s32(optlen)
     if optlen < 0:
         raise SysError(errno.EINVAL)
-    value = t.mm.read(optval, min(optlen, OPTVAL_READ_MAX)) if optlen else b""
+    value = t.copy_in(optval, min(optlen, OPTVAL_READ_MAX)) if optlen else b""
     desc.setsockopt(s32(level), s32(name), value, privileged=t.tg.euid == 0)
     return 0
 
@@ -328,14 +328,14 @@ def sys_setsockopt(t, fd, level, name, optval, optlen, *_):
          note="SOL_SOCKET options; protocol levels are not supported")
 def sys_getsockopt(t, fd, level, name, optval, lenptr, *_):
     desc = _sock(t, fd)
-    ulen = struct.unpack("<i", t.mm.read(lenptr, 4))[0]
+    ulen = struct.unpack("<i", t.copy_in(lenptr, 4))[0]
     if ulen < 0:
         raise SysError(errno.EINVAL)
     value = desc.getsockopt(s32(level), s32(name))
     n = min(ulen, len(value))
     if n:
-        t.mm.write(optval, value[:n])
-    t.mm.write(lenptr, struct.pack("<i", n))
+        t.copy_out(optval, value[:n])
+    t.copy_out(lenptr, struct.pack("<i", n))
     return 0
 
 
@@ -375,22 +375,37 @@ def _send(t, desc, views, raw_addr, control, flags):
             return sent
 
 
-def _user_views(t, buf, size, write):
-    size = min(size, MAX_RW_COUNT)
-    return t.mm.views(buf, size, write) if size else []
+def _source_views(t, ranges) -> list:
+    """The bytes to send, as views of user memory (EFAULT now if they are not mapped)."""
+    views = []
+    for base, ln in ranges:
+        views += t.mm.views(base, ln, False)
+    return views
+
+
+def _copy_to_user(t, ranges, data: bytes) -> None:
+    """Scatter received bytes into the caller's buffers. Only the bytes that arrived are
+    written, so a buffer larger than its mapping is fine, as on Linux."""
+    off = 0
+    for base, ln in ranges:
+        if off >= len(data):
+            break
+        n = min(ln, len(data) - off)
+        t.copy_out(base, data[off:off + n])
+        off += n
 
 
 @syscall("sendto", ("fd", "bytes", "size", "flags:msg", "ptr", "int"))
 def sys_sendto(t, fd, buf, size, flags, addr, addrlen):
     desc = _sock(t, fd)
     raw = _read_addr(t, addr, addrlen) if addr else b""
-    views = _user_views(t, buf, size, False)
+    views = _source_views(t, [(buf, min(size, MAX_RW_COUNT))] if size else [])
     return (yield from _send(t, desc, views, raw, None, s32(flags)))
 
 
 def _read_msghdr(t, addr: int):
     (name, namelen, iov_addr, iovlen, control, controllen,
-     _flags) = MSGHDR.unpack(t.mm.read(addr, MSGHDR.size))
+     _flags) = MSGHDR.unpack(t.copy_in(addr, MSGHDR.size))
     if namelen < 0:
         raise SysError(errno.EINVAL)
     if not name:
@@ -401,19 +416,20 @@ def _read_msghdr(t, addr: int):
     return name, namelen, iov_addr, iovlen, control, controllen
 
 
-def _iovecs(t, addr: int, count: int, write: bool) -> list:
-    raw = t.mm.read(addr, 16 * count) if count else b""
-    views = []
+def _iovecs(t, addr: int, count: int) -> list:
+    """An iovec array -> [(base, length)], the total capped as Linux caps it."""
+    raw = t.copy_in(addr, 16 * count) if count else b""
+    ranges = []
     total = 0
     for i in range(count):
         base, ln = struct.unpack_from("<QQ", raw, 16 * i)
         if ln >> 63:
             raise SysError(errno.EINVAL)
-        ln = min(ln, MAX_RW_COUNT - total)     # Linux silently caps the total
+        ln = min(ln, MAX_RW_COUNT - total)
         total += ln
         if ln:
-            views += t.mm.views(base, ln, write)
-    return views
+            ranges.append((base, ln))
+    return ranges
 
 
 def _parse_control(t, ctl: bytes) -> Control:
@@ -465,13 +481,13 @@ def _claimed_creds(t, pid: int, uid: int, gid: int) -> tuple:
 
 def _sendmsg_one(t, desc, msg_addr: int, flags: int):
     name, namelen, iov_addr, iovlen, control, controllen = _read_msghdr(t, msg_addr)
-    raw_addr = t.mm.read(name, namelen) if namelen else b""
-    views = _iovecs(t, iov_addr, iovlen, False)
+    raw_addr = t.copy_in(name, namelen) if namelen else b""
+    views = _source_views(t, _iovecs(t, iov_addr, iovlen))
     ctl = None
     if controllen:
         if controllen >= OPTMEM_MAX:
             raise SysError(errno.ENOBUFS)
-        ctl = _parse_control(t, t.mm.read(control, controllen))
+        ctl = _parse_control(t, t.copy_in(control, controllen))
     return (yield from _send(t, desc, views, raw_addr, ctl, flags))
 
 
@@ -495,7 +511,7 @@ def sys_sendmmsg(t, fd, vec, vlen, flags, *_):
             r = -e.errno
         if r < 0:
             return done or r
-        t.mm.write(entry + MSGHDR.size, struct.pack("<I", r))
+        t.copy_out(entry + MSGHDR.size, struct.pack("<I", r))
         done += 1
     return done
 
@@ -542,12 +558,12 @@ def _recv(t, desc, want: int, flags: int):
 @syscall("recvfrom", ("fd", "ptr", "size", "flags:msg", "ptr", "ptr"))
 def sys_recvfrom(t, fd, buf, size, flags, addr, lenptr):
     desc = _sock(t, fd)
-    views = _user_views(t, buf, size, True)
-    r, data, st = yield from _recv(t, desc, iov.total(views), s32(flags))
+    size = min(size, MAX_RW_COUNT)
+    r, data, st = yield from _recv(t, desc, size, s32(flags))
     try:
         if r < 0:
             return r
-        iov.copy_into(views, data)
+        _copy_to_user(t, [(buf, size)], data)
         if addr:
             _write_addr(t, addr, lenptr, desc.source_address(st))
         return r
@@ -571,7 +587,7 @@ def _put_control(t, control: int, capacity: int, creds, rights, cloexec: bool):
             if avail < cmlen:
                 flags |= MSG_CTRUNC
                 cmlen = avail
-            t.mm.write(control + used, (CMSGHDR.pack(cmlen, SOL_SOCKET, SCM_CREDENTIALS)
+            t.copy_out(control + used, (CMSGHDR.pack(cmlen, SOL_SOCKET, SCM_CREDENTIALS)
                                         + payload)[:cmlen])
             used += min(_align8(CMSGHDR.size + len(payload)), avail)
     if rights:
@@ -585,7 +601,7 @@ def _put_control(t, control: int, capacity: int, creds, rights, cloexec: bool):
                 break
         if fds:
             cmlen = CMSGHDR.size + 4 * len(fds)
-            t.mm.write(control + used, CMSGHDR.pack(cmlen, SOL_SOCKET, SCM_RIGHTS)
+            t.copy_out(control + used, CMSGHDR.pack(cmlen, SOL_SOCKET, SCM_RIGHTS)
                        + struct.pack(f"<{len(fds)}i", *fds))
             used += min(_align8(cmlen), avail)
         if len(fds) < len(rights):
@@ -595,24 +611,24 @@ def _put_control(t, control: int, capacity: int, creds, rights, cloexec: bool):
 
 def _recvmsg_one(t, desc, msg_addr: int, flags: int):
     name, namelen, iov_addr, iovlen, control, controllen = _read_msghdr(t, msg_addr)
-    views = _iovecs(t, iov_addr, iovlen, True)
-    r, data, st = yield from _recv(t, desc, iov.total(views), flags)
+    ranges = _iovecs(t, iov_addr, iovlen)
+    r, data, st = yield from _recv(t, desc, sum(ln for _, ln in ranges), flags)
     try:
         if r < 0:
             return r
-        iov.copy_into(views, data)
+        _copy_to_user(t, ranges, data)
         if name:
             addr = desc.source_address(st)
             n = min(namelen, len(addr))
             if n:
-                t.mm.write(name, addr[:n])
-            t.mm.write(msg_addr + 8, struct.pack("<i", len(addr)))
+                t.copy_out(name, addr[:n])
+            t.copy_out(msg_addr + 8, struct.pack("<i", len(addr)))
         used, cflags = _put_control(t, control, min(controllen, 1 << 31),
                                     desc.received_creds(st), st.rights,
                                     bool(flags & MSG_CMSG_CLOEXEC))
         out_flags = (flags & MSG_CMSG_CLOEXEC) | st.msg_flags | cflags
-        t.mm.write(msg_addr + 40, struct.pack("<Q", used))
-        t.mm.write(msg_addr + 48, struct.pack("<i", s32(out_flags)))
+        t.copy_out(msg_addr + 40, struct.pack("<Q", used))
+        t.copy_out(msg_addr + 48, struct.pack("<i", s32(out_flags)))
         return r
     finally:
         st.drop_rights()
@@ -631,7 +647,7 @@ def sys_recvmmsg(t, fd, vec, vlen, flags, timeout, _a5):
     desc = _sock(t, fd)
     deadline = None
     if timeout:
-        sec, nsec = struct.unpack("<qq", t.mm.read(timeout, 16))
+        sec, nsec = struct.unpack("<qq", t.copy_in(timeout, 16))
         if sec < 0 or not 0 <= nsec < 1_000_000_000:
             raise SysError(errno.EINVAL)
         deadline = time.monotonic() + sec + nsec / 1e9
@@ -648,7 +664,7 @@ def sys_recvmmsg(t, fd, vec, vlen, flags, timeout, _a5):
             if done:
                 break
             return r
-        t.mm.write(entry + MSGHDR.size, struct.pack("<I", r))
+        t.copy_out(entry + MSGHDR.size, struct.pack("<I", r))
         done += 1
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT
@@ -656,5 +672,5 @@ def sys_recvmmsg(t, fd, vec, vlen, flags, timeout, _a5):
             break
     if deadline is not None:
         left = max(deadline - time.monotonic(), 0.0)
-        t.mm.write(timeout, struct.pack("<qq", int(left), int(left % 1 * 1e9)))
+        t.copy_out(timeout, struct.pack("<qq", int(left), int(left % 1 * 1e9)))
     return done

@@ -192,9 +192,3 @@ class HostStdio(FileDescription):
             return 0
         raise SysError(errno.ENOTTY)
 
-
-def host_tty_factory(kernel, tty: HostTerminal):
-    """/dev/tty while the host terminal is the sandbox's controlling terminal."""
-    def open_tty(location, flags):
-        return HostStdio(kernel, tty.fd, os.O_RDWR, tty)
-    return open_tty

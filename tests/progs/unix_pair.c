@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,8 +189,37 @@ static void blocking_wakeups(void) {
     printf("child saw EOF: %d\n", WEXITSTATUS(st));
 }
 
+static void epoll_states(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN | EPOLLRDHUP, {.fd = sv[1]}};
+    epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev);
+    struct epoll_event out[4];
+    printf("epoll: idle -> %d\n", epoll_wait(ep, out, 4, 0));
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(20000);
+        send(sv[0], "wake", 4, 0);
+        usleep(20000);
+        shutdown(sv[0], SHUT_WR);
+        _exit(0);
+    }
+    int n = epoll_wait(ep, out, 4, 5000);          /* woken by the child's send */
+    printf("epoll: after send -> %d events %#x\n", n, n > 0 ? out[0].events : 0);
+    char buf[8];
+    recv(sv[1], buf, sizeof buf, 0);
+    n = epoll_wait(ep, out, 4, 5000);              /* woken by the child's shutdown */
+    printf("epoll: after shutdown -> %d events %#x\n", n, n > 0 ? out[0].events : 0);
+    waitpid(pid, NULL, 0);
+    close(ep);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    epoll_states();
     stream_echo();
     big_transfer();
     datagrams(SOCK_DGRAM, "dgram");
@@ -199,9 +229,13 @@ int main(void) {
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     close(sv[0]);
-    printf("default SIGPIPE kills the writer:\n");
-    fflush(stdout);
-    write(sv[1], "x", 1);
-    printf("not reached\n");
+    pid_t pid = fork();
+    if (pid == 0) {
+        send(sv[1], "x", 1, 0);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("default SIGPIPE kills the writer: signaled %d by %d\n", WIFSIGNALED(st), WTERMSIG(st));
     return 0;
 }
