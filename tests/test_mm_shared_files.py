@@ -157,8 +157,8 @@ def _aspace(memfile):
 
 def _map(mm, desc, addr, length, off=0, prot=PROT_READ | PROT_WRITE):
     with filemap.mapping(desc, mm.memfile, off, length) as fm:
-        mm.map_file_shared(addr, length, prot, fm.region, off // PAGE, b"/f", off, 0, 0,
-                           maywrite=desc.writable)
+        mm.map_file_pages(addr, length, prot, True, fm.region, off // PAGE, b"/f", off, 0, 0,
+                          maywrite=desc.writable)
     return fm
 
 

@@ -138,6 +138,21 @@ def test_two_sockets_holding_each_other_are_collected(world):
     d.decref()
 
 
+def test_a_long_chain_of_sockets_inside_sockets_is_released_without_recursion(world):
+    dom, caller = world
+    pairs = [make_socketpair(dom, caller, SOCK_STREAM, 0) for _ in range(1500)]
+    for (a, b), (nxt, _) in zip(pairs, pairs[1:]):
+        _send(b, caller, rights=[nxt])     # each a holds the next a in its queue
+        nxt.decref()
+    for _, b in pairs:
+        b.decref()
+    head = pairs[0][0]
+    assert not pairs[-1][0].ep.dead
+    head.decref()                          # releases the whole chain, iteratively
+    assert all(a.ep.dead for a, _ in pairs)
+    assert dom.inflight == {} and dom.inflight_total == 0
+
+
 def test_closing_a_listener_drops_what_its_pending_connections_carried(world):
     dom, caller = world
     listener = create_socket(dom, caller, SOCK_STREAM, 0)

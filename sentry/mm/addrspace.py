@@ -11,7 +11,9 @@ Model:
 - a MAP_SHARED file VMA uses the Region of the file's FileMap (filemap.py), whose page i is
   page i of the file, so every shared mapping of a file in any address space is the same
   memory; `rpg` is then the file page of `start`. Such a VMA never has overrides, and it
-  may only become writable if the file was opened for writing (`maywrite`, VM_MAYWRITE);
+  may only become writable if the file was opened for writing (`maywrite`, VM_MAYWRITE).
+  A read-only MAP_PRIVATE file VMA (program text) uses that Region too: a FileMap's Region
+  always counts as shared with others, so a private VMA over it is copy-on-write;
 - the platform's mappings are a cache of this model: a VMA is mapped into the platform on its
   first fault (one host mapping for the Region run, plus one per override); anything mapped
   there agrees with the model, with permissions no wider than it. Changes to the model
@@ -42,6 +44,7 @@ def page_up(x: int) -> int:
 
 class Region:
     __slots__ = ("memfile", "off", "npages", "users")
+    filemap = None            # the FileMap owning this Region, for file pages (filemap.py)
 
     def __init__(self, memfile, npages: int):
         self.memfile = memfile
@@ -214,13 +217,14 @@ class AddressSpace:
         fill(self.memfile.view[v.region.off:v.region.off + length])
         return v
 
-    def map_file_shared(self, addr, length, prot, region, rpg, name, foff, dev, ino,
-                        maywrite: bool) -> Vma:
-        """A MAP_SHARED file mapping: file page rpg onwards of a FileMap's region."""
+    def map_file_pages(self, addr, length, prot, shared, region, rpg, name, foff, dev, ino,
+                       maywrite: bool = True) -> Vma:
+        """A file mapping over a FileMap's region from file page rpg on: MAP_SHARED, or
+        MAP_PRIVATE (then copy-on-write over the file's pages)."""
         if rpg + (length >> 12) > region.npages:
             raise SysError(errno.ENOMEM)
         self._remove_range(addr, addr + length)
-        v = Vma(addr, addr + length, prot, True, region, rpg, name, True, foff, dev, ino)
+        v = Vma(addr, addr + length, prot, shared, region, rpg, name, True, foff, dev, ino)
         v.maywrite = maywrite
         self._insert(v)
         return v
@@ -365,10 +369,13 @@ class AddressSpace:
         self.pas.release()
 
     def zero_range(self, v: Vma, lo: int, hi: int):
-        """MADV_DONTNEED on a private mapping: the pages read as zero afterwards."""
+        """MADV_DONTNEED on a private mapping: anonymous pages read as zero afterwards;
+        pages over a FileMap drop their private copies and show the file again."""
         for a in [a for a in v.overrides if lo <= a < hi]:
             self.memfile.frame_unref(v.overrides.pop(a))
-        if v.region.shared_with_others(self):
+        if v.region.filemap is not None:
+            pass
+        elif v.region.shared_with_others(self):
             for a in range(lo, hi, PAGE):
                 f = self.memfile.alloc(1)
                 v.overrides[a] = f

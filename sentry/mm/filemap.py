@@ -137,6 +137,11 @@ class FileRegion(Region):
     def note_writable(self):
         self.filemap.dirty = True
 
+    def shared_with_others(self, aspace) -> bool:
+        # The file's pages belong to the page cache, never to one private mapping: a
+        # private VMA over them copies a page before its first store.
+        return True
+
 
 class FileMap:
     def __init__(self, inode, memfile, span: int, holder):

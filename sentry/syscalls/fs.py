@@ -13,6 +13,7 @@ from ..kernel.errors import SysError, WouldBlock
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
 from ..kernel import signals as S
 from ..vfs.dirent import pack_dirent64
+from ..vfs.fdtable import FDTable
 from ..vfs.pipe import make_pipe
 from .table import syscall, PARTIAL
 
@@ -721,7 +722,7 @@ def sys_dup3(t, old, new, flags, *_):
 
 
 @syscall("fcntl", ("fd", "int", "hex"), support=PARTIAL,
-         note="record locks are tracked per description, without deadlock detection")
+         note="record locks hold within the sandbox (not against host processes); no EDEADLK detection")
 def sys_fcntl(t, fd, cmd, arg, *_):
     fd = s32(fd)
     tab = t.fdtable
@@ -740,14 +741,8 @@ def sys_fcntl(t, fd, cmd, arg, *_):
     if cmd == F_SETFL:
         desc.set_status_flags(arg, t.path_context().creds)
         return 0
-    if cmd in (F_GETLK, 36):          # F_GETLK / F_OFD_GETLK: nobody else holds a lock
-        data = bytearray(t.mm.read(arg, 32))
-        struct.pack_into("<h", data, 0, 2)   # F_UNLCK
-        t.mm.write(arg, data)
-        return 0
-    if cmd in (F_SETLK, F_SETLKW, 37, 38):
-        t.mm.read(arg, 32)
-        return 0
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+        return _record_lock(t, desc, cmd, arg)
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         if not hasattr(desc, "set_pipe_size"):
             raise SysError(errno.EBADF)
@@ -761,9 +756,76 @@ def sys_fcntl(t, fd, cmd, arg, *_):
     raise SysError(errno.EINVAL)
 
 
-@syscall("flock", ("fd", "int"), support=PARTIAL, note="advisory locks always granted")
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+
+@syscall("flock", ("fd", "int"), note="within the sandbox; not shared with host processes")
 def sys_flock(t, fd, op, *_):
-    t.fdtable.get(s32(fd))
+    from ..vfs import locks as L
+    desc = t.fdtable.get(s32(fd))
+    kind = op & ~LOCK_NB
+    if kind not in (LOCK_SH, LOCK_EX, LOCK_UN) or desc.inode is None:
+        raise SysError(errno.EINVAL)
+    type_ = {LOCK_SH: L.F_RDLCK, LOCK_EX: L.F_WRLCK, LOCK_UN: L.F_UNLCK}[kind]
+    table = L.locks_of(desc.inode)
+    while type_ != L.F_UNLCK and table.flock_conflict(desc, type_) is not None:
+        if op & LOCK_NB:
+            return -errno.EWOULDBLOCK
+        reason = yield Block([table.waitqueue])
+        if reason == INTERRUPTED:
+            return -ERESTARTSYS
+    table.set_flock(desc, type_)
+    return 0
+
+
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+_FLOCK = struct.Struct("<hh4xqqi4x")        # struct flock: type, whence, start, len, pid
+
+
+def _record_lock(t, desc, cmd, arg):
+    """fcntl record locks. POSIX locks are owned by the fd table, OFD locks by the open
+    file description; both live in the inode's lock table (sentry/vfs/locks.py)."""
+    from ..vfs import locks as L
+    type_, whence, start, length, pid = _FLOCK.unpack(t.copy_in(arg, _FLOCK.size))
+    ofd = cmd in (F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
+    if ofd and pid != 0:
+        raise SysError(errno.EINVAL)
+    if type_ not in (L.F_RDLCK, L.F_WRLCK, L.F_UNLCK) or desc.inode is None:
+        raise SysError(errno.EINVAL)
+    if whence == 0:
+        base = 0
+    elif whence == 1:
+        base = desc.pos
+    elif whence == 2:
+        base = desc.stat().size
+    else:
+        raise SysError(errno.EINVAL)
+    first, last = L.lock_range(base, start, length)
+    owner = desc if ofd else t.fdtable
+    table = L.locks_of(desc.inode)
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        if type_ == L.F_UNLCK:
+            raise SysError(errno.EINVAL)
+        lk = table.find_conflict(owner, first, last, type_)
+        if lk is None:
+            out = _FLOCK.pack(L.F_UNLCK, whence, start, length, pid)
+        else:
+            ln = 0 if lk.end == L.OFFSET_MAX else lk.end - lk.start + 1
+            # An OFD lock has no owning process: Linux reports pid -1.
+            out = _FLOCK.pack(lk.type, 0, lk.start, ln,
+                              lk.pid if isinstance(lk.owner, FDTable) else -1)
+        t.copy_out(arg, out)
+        return 0
+    if type_ == L.F_RDLCK and not desc.readable or type_ == L.F_WRLCK and not desc.writable:
+        raise SysError(errno.EBADF)
+    wait = cmd in (F_SETLKW, F_OFD_SETLKW)
+    while type_ != L.F_UNLCK and table.find_conflict(owner, first, last, type_) is not None:
+        if not wait:
+            return -errno.EAGAIN
+        reason = yield Block([table.waitqueue])
+        if reason == INTERRUPTED:
+            return -ERESTARTSYS
+    table.set_posix(owner, first, last, type_, t.tg.tgid)
     return 0
 
 

@@ -55,17 +55,22 @@ def sys_mmap(t, addr, length, prot, flags, fd, off):
         return start
     st = desc.stat()
     name = desc.location.path_from(t.fs.root)
-    if shared and isinstance(desc, RegularFile):
+    # Shared mappings, and private ones that cannot be written yet (program text), map the
+    # file's pages in its FileMap: the latter copy-on-write, so exec after exec of the
+    # same libraries reads and stores their text once.
+    if isinstance(desc, RegularFile) and (shared or not prot & PROT_WRITE and not __import__("os").environ.get("NOPC")):
         with filemap.mapping(desc, mm.memfile, off, length) as fm:
-            mm.map_file_shared(start, length, prot, fm.region, off // PAGE, name, off,
-                               st.dev, st.ino, maywrite=desc.writable)
+            mm.map_file_pages(start, length, prot, shared, fm.region, off // PAGE, name, off,
+                              st.dev, st.ino, maywrite=desc.writable or not shared)
         return start
 
     def fill(dst):
         desc.pread_for_mmap(off, dst)
-    # MAP_PRIVATE: a copy of the file's bytes (read through its FileMap when it has one,
-    # so it sees stores of shared mappings). A shared mapping of a device (/dev/zero) is
-    # shared anonymous memory holding what the device gives.
+    # A writable MAP_PRIVATE mapping gets a copy of the file's bytes (through its FileMap
+    # when it has one, so it sees stores of shared mappings): it is written at once (data,
+    # relocations), and a fault per page to copy it would cost more than the copy.
+    # A shared mapping of a device (/dev/zero) is shared anonymous memory holding what the
+    # device gives.
     mm.map_file_private(start, length, prot, fill, name, off, st.dev, st.ino, shared=shared)
     return start
 
@@ -122,8 +127,8 @@ def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
         raise SysError(errno.EFAULT)
     if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
         raise SysError(errno.EINVAL)
-    fm = getattr(v.region, "filemap", None)
-    if fm is not None:
+    fm = v.region.filemap
+    if fm is not None and v.shared:
         return _mremap_shared_file(mm, v, fm, old, old_len, new_len, flags, new_addr)
     if old_len == 0:
         raise SysError(errno.EINVAL)     # duplicating needs a shared mapping
@@ -171,8 +176,8 @@ def _mremap_shared_file(mm, v, fm, old, old_len, new_len, flags, new_addr):
         fm.mirror(rpg * PAGE, new_len)
         if old_len:
             mm.unmap(old, old_len)
-        mm.map_file_shared(dest, new_len, v.prot, fm.region, rpg, v.name, foff, v.dev, v.ino,
-                           maywrite=v.maywrite)
+        mm.map_file_pages(dest, new_len, v.prot, True, fm.region, rpg, v.name, foff, v.dev,
+                          v.ino, maywrite=v.maywrite)
     return dest
 
 
@@ -192,8 +197,8 @@ def sys_msync(t, addr, length, flags, *_):
         if v.start > covered:
             raise SysError(errno.ENOMEM)      # a hole in the range (Linux checks as it goes)
         covered = v.end
-        fm = getattr(v.region, "filemap", None)
-        if fm is not None and flags & (MS_ASYNC | MS_SYNC):
+        fm = v.region.filemap
+        if fm is not None and v.shared and flags & (MS_ASYNC | MS_SYNC):
             lo, hi = max(v.start, addr), min(v.end, end)
             todo.append((fm, v.rpg * PAGE + (lo - v.start), hi - lo))
     if covered < end:

@@ -88,7 +88,7 @@ class FDTable:
         old = self._files.get(newfd)
         self._set(newfd, desc, cloexec)
         if old is not None:
-            old.decref()
+            self._drop(old)
         return newfd
 
     def dup2_install(self, fd: int, desc, cloexec: bool = False) -> int:
@@ -100,7 +100,7 @@ class FDTable:
         old = self._files.get(fd)
         self._set(fd, desc, cloexec)
         if old is not None:
-            old.decref()
+            self._drop(old)
         return fd
 
     # -- release --------------------------------------------------------------------------
@@ -116,7 +116,15 @@ class FDTable:
         return desc
 
     def close(self, fd: int) -> None:
-        self.remove(fd).decref()
+        self._drop(self.remove(fd))
+
+    def _drop(self, desc) -> None:
+        """A description leaves this table: closing any fd of a file releases this
+        table's POSIX record locks on it (their owner is the fd table, as in Linux)."""
+        locks = getattr(desc.inode, "_locks", None) if desc.inode is not None else None
+        if locks is not None:
+            locks.release_owner(self)
+        desc.decref()
 
     def close_range(self, first: int, last: int, flags: int = 0) -> None:
         """close_range(2). CLOSE_RANGE_UNSHARE is the caller's job (unshare the table

@@ -198,6 +198,9 @@ class FileDescription:
     def decref(self) -> None:
         self._refs -= 1
         if self._refs == 0:
+            locks = getattr(self.inode, "_locks", None) if self.inode is not None else None
+            if locks is not None:
+                locks.release_owner(self)     # its flock and OFD locks
             self.release()
         elif self._refs < 0:
             raise RuntimeError("file description released twice")

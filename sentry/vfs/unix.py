@@ -201,7 +201,7 @@ class RecvState:
     def drop_rights(self) -> None:
         rights, self.rights = self.rights, []
         for desc in rights:
-            desc.decref()
+            drop(desc)
 
 
 # -- the per-kernel family state ----------------------------------------------------------
@@ -217,6 +217,7 @@ class UnixDomain:
         self.inflight: dict = {}      # UnixSocketFile -> number of messages carrying it
         self.inflight_total = 0       # every description in flight, sockets or not
         self._collecting = False
+        self._again = False
 
     # -- names ------------------------------------------------------------------------
     def bind(self, caller: SocketCaller, ep: "UnixEndpoint", name: bytes | None) -> None:
@@ -307,33 +308,40 @@ class UnixDomain:
         in a live socket) is alive, and so is everything in its queue. What remains is
         a closed world referring only to itself: its queues are emptied, which drops the
         references and lets the sockets be released."""
-        if self._collecting or not self.inflight:
+        if self._collecting:
+            self._again = True
             return
         self._collecting = True
         try:
-            cands = {f for f, n in self.inflight.items() if f.refs == n}
-            if not cands:
-                return
-            internal: dict = {}
-            for f in cands:
-                for g in f.ep.queued_rights():
-                    if g in cands:
-                        internal[g] = internal.get(g, 0) + 1
-            alive = [f for f in cands if f.refs > internal.get(f, 0)]
-            seen = set(alive)
-            while alive:
-                for g in alive.pop().ep.queued_rights():
-                    if g in cands and g not in seen:
-                        seen.add(g)
-                        alive.append(g)
-            garbage = cands - seen
-            doomed = []
-            for f in garbage:
-                doomed += f.ep.take_queue()
-            for item in doomed:
-                discard(item)
+            self._again = True
+            while self._again:
+                self._again = False
+                self._collect_once()
         finally:
             self._collecting = False
+
+    def _collect_once(self) -> None:
+        cands = {f for f, n in self.inflight.items() if f.refs == n}
+        if not cands:
+            return
+        internal: dict = {}
+        for f in cands:
+            for g in f.ep.queued_rights():
+                if g in cands:
+                    internal[g] = internal.get(g, 0) + 1
+        alive = [f for f in cands if f.refs > internal.get(f, 0)]
+        seen = set(alive)
+        while alive:
+            for g in alive.pop().ep.queued_rights():
+                if g in cands and g not in seen:
+                    seen.add(g)
+                    alive.append(g)
+        garbage = cands - seen
+        doomed = []
+        for f in garbage:
+            doomed += f.ep.take_queue()
+        for item in doomed:
+            discard(item)
 
 
 def discard(item) -> None:
@@ -346,7 +354,32 @@ def discard(item) -> None:
     if rights:
         item.sender.domain.remove_inflight(rights)
         for desc in rights:
-            desc.decref()
+            drop(desc)
+
+
+_to_drop: deque = deque()
+_to_collect: set = set()
+_dropping = False
+
+
+def drop(desc) -> None:
+    """decref() a description that came out of a message. A socket released here may
+    hold messages carrying further sockets, and so on: the work list keeps that chain
+    from becoming a recursion as deep as a program cares to make it. Collections asked
+    for meanwhile run once the list is empty."""
+    global _dropping
+    _to_drop.append(desc)
+    if _dropping:
+        return
+    _dropping = True
+    try:
+        while _to_drop or _to_collect:
+            if _to_drop:
+                _to_drop.popleft().decref()
+            else:
+                _to_collect.pop().collect()
+    finally:
+        _dropping = False
 
 
 # -- the endpoint ---------------------------------------------------------------------------
@@ -1120,9 +1153,12 @@ class UnixSocketFile(SocketFile):
     # -- lifetime --------------------------------------------------------------------------
     def decref(self) -> None:
         super().decref()
-        domain = self.ep.domain
-        if self.refs > 0 and domain.inflight:
-            domain.collect()
+        # Only a socket that is itself in flight can be what kept a cycle reachable.
+        if self.refs > 0 and self in self.ep.domain.inflight:
+            if _dropping:
+                _to_collect.add(self.ep.domain)
+            else:
+                self.ep.domain.collect()
 
     def release(self) -> None:
         self.ep.release()
