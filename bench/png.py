@@ -85,9 +85,12 @@ def text_width(s) -> int:
 
 
 def bar_chart(title, groups, series, unit="", log=None, width=1000, fmt="{:.3g}") -> bytes:
-    """groups: [(group label, {series name: value or None})]; series: ordered names.
-    None is drawn as a hatched stub labelled 'n/a'. Returns PNG bytes."""
-    values = [v for _, vals in groups for v in vals.values() if v is not None and v > 0]
+    """groups: [(group label, {series name: value})]; series: ordered names (colours).
+    A value of None or a string is drawn as a grey stub labelled 'n/a' or with the string;
+    a series absent from a group gets no row there. Returns PNG bytes."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    values = [v for _, vals in groups for v in vals.values() if number(v) and v > 0]
     if log is None:
         log = bool(values) and max(values) / min(values) > 50
     vmax = max(values) if values else 1.0
@@ -96,7 +99,8 @@ def bar_chart(title, groups, series, unit="", log=None, width=1000, fmt="{:.3g}"
     bar_h, gap = CHAR_H + 4, 10
     plot_x = label_w
     plot_w = width - plot_x - 140
-    height = 50 + len(groups) * (CHAR_H + 6 + len(series) * (bar_h + 2) + gap) + 30
+    rows = sum(len([n for n in series if n in vals]) for _, vals in groups)
+    height = 50 + len(groups) * (CHAR_H + 6 + gap) + rows * (bar_h + 2) + 30
     cv = Canvas(width, height)
     cv.text(10, 10, title)
     cv.text(10, 10 + CHAR_H + 4, f"{unit}{' (log scale)' if log else ''}", (90, 90, 90))
@@ -115,12 +119,14 @@ def bar_chart(title, groups, series, unit="", log=None, width=1000, fmt="{:.3g}"
         cv.text(10, y, label, (40, 40, 40))
         y += CHAR_H + 6
         for i, name in enumerate(series):
+            if name not in vals:
+                continue
             color = PALETTE[i % len(PALETTE)]
             cv.text(10, y + 2, name, color)
-            v = vals.get(name)
-            if v is None:
+            v = vals[name]
+            if not number(v):
                 cv.rect(plot_x, y, 6, bar_h, GREY)
-                cv.text(plot_x + 12, y + 2, "n/a", (120, 120, 120))
+                cv.text(plot_x + 12, y + 2, "n/a" if v is None else v, (120, 120, 120))
             else:
                 n = length(v)
                 cv.rect(plot_x, y, n, bar_h, color)

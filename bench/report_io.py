@@ -25,6 +25,13 @@ def _median(data, key, runtime):
     return None
 
 
+def _unit(data, key):
+    for m in data["measurements"]:
+        if m["key"] == key:
+            return m["unit"]
+    return ""
+
+
 def _cell(data, key, runtime):
     for m in data["measurements"]:
         if m["key"] == key:
@@ -64,7 +71,13 @@ class Target:
         met = mine <= bound if self.better == "lower" else mine >= bound
         if self.better == "lower" and self.other and self.factor == 1.0:
             met = mine < bound          # "below"/"faster than": strictly
-        return met, f"{mine:.4g} vs {'limit' if not self.other else self.other} {bound:.4g}"
+        unit = _unit(data, self.key)
+        if not self.other:
+            return met, f"{mine:.4g} {unit}; limit {bound:.4g} {unit}"
+        if self.factor == 1.0:
+            return met, f"{mine:.4g} {unit}; {self.other} {ref:.4g} {unit}"
+        return met, (f"{mine:.4g} {unit}; limit {bound:.4g} {unit} "
+                     f"= {self.factor:g}× {self.other}'s {ref:.4g}")
 
 
 def targets(runtime="pysentry-ptrace"):
@@ -201,8 +214,7 @@ def markdown(data) -> str:
             elif cell["status"] == "failed":
                 lines.append(f"| {r['name']} | **FAILED** ({cell['failures']}/{cell['runs']} runs) "
                              f"| – | – | {cell['error']} |")
-            else:
-                lines.append(f"| {r['name']} | n/a | – | – | not run by this runtime |")
+            # "n/a": the runtime does not run this measurement (the floors): no row.
         lines.append("")
     charts = data.get("charts", [])
     if charts:
@@ -225,8 +237,8 @@ def charts(data) -> dict:
         for m in data["measurements"]:
             if m["unit"] not in units:
                 continue
-            vals = {rt: (c["median"] if c.get("status") == "ok" else None)
-                    for rt, c in m["values"].items()}
+            vals = {rt: (c["median"] if c["status"] == "ok" else "FAILED")
+                    for rt, c in m["values"].items() if c["status"] != "n/a"}
             groups.append((m["key"], vals))
         if groups:
             out[name] = bar_chart(title, groups, series, unit=unit_text)

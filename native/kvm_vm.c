@@ -182,6 +182,9 @@ void pk_vm_destroy(struct pk_vm *vm) {
     for (int i = 0; i < vm->nvcpus; i++) {
         struct pk_vcpu *v = vm->vcpus[i];
         if (v->has_thread) {
+            /* A thread still in KVM_RUN stops at the kick (flag first, so the EINTR is not
+             * taken for a stray signal), reports, and then sees the quit request. */
+            atomic_store(&v->kick, 1);
             atomic_store(&v->go, 2);
             futex(&v->go, FUTEX_WAKE, 1);
             pthread_kill(v->thread, kick_signal);
@@ -378,6 +381,7 @@ static void *vcpu_main(void *arg) {
         while ((g = atomic_exchange(&v->go, 0)) == 0)
             futex(&v->go, FUTEX_WAIT, 0);
         if (g == 2) return NULL;
+        if (atomic_load(&v->go) == 2) return NULL;
         for (;;) {
             int rc = ioctl(v->fd, KVM_RUN, 0);
             int err = rc < 0 ? errno : 0;

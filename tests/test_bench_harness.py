@@ -192,7 +192,8 @@ def test_io_markdown_states_unavailable_and_failed_plainly(tmp_path):
     md = (tmp_path / "io.md").read_text()
     assert "| pysentry-kvm | kvm | **unavailable**: probe failed: no KVM |" in md
     assert "| gvisor | **FAILED** (1/2 runs) | – | – | boom |" in md
-    assert "| pysentry-ptrace | getppid round trip ≤ 1.5× the ptrace floor | 30 vs ptrace-floor 22.5 | **missed** |" in md
+    assert ("| pysentry-ptrace | getppid round trip ≤ 1.5× the ptrace floor | 30 µs; limit 22.5 µs "
+            "= 1.5× ptrace-floor's 15 | **missed** |") in md
     assert "150.00×" in md      # 30 µs ÷ native's 0.2 µs
     assert data["charts"]
 

@@ -122,6 +122,22 @@ def test_python_multiprocessing_shared_memory():
     assert_same([python, str(visible)])
 
 
+def test_sqlite_wal_readers_see_other_processes_commits():
+    """sqlite's WAL index is a shared mapping of the -shm file, made by each connection."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python) or shutil.which("sqlite3") is None:
+        pytest.skip("Debian's python3 and the sqlite3 tool are needed")
+    script = pathlib.Path(__file__).parent / "progs" / "mm_shared_sqlite.py"
+    visible = BUILD / script.name
+    BUILD.mkdir(parents=True, exist_ok=True)
+    visible.write_text(script.read_text())
+    d = _scratch()
+    try:
+        assert_same([python, str(visible), str(d)])
+    finally:
+        shutil.rmtree(d)
+
+
 # ---- in-process: the FileMap's own invariants -----------------------------------------------
 class _NoPlatform:
     """An address space's platform half that maps nothing: these tests touch memory only
@@ -155,10 +171,10 @@ def _aspace(memfile):
     return AddressSpace(memfile, _NoPlatform(), 1 << 47)
 
 
-def _map(mm, desc, addr, length, off=0, prot=PROT_READ | PROT_WRITE):
+def _map(mm, desc, addr, length, off=0, prot=PROT_READ | PROT_WRITE, shared=True):
     with filemap.mapping(desc, mm.memfile, off, length) as fm:
-        mm.map_file_pages(addr, length, prot, True, fm.region, off // PAGE, b"/f", off, 0, 0,
-                          maywrite=desc.writable)
+        mm.map_file_pages(addr, length, prot, shared, fm.region, off // PAGE, b"/f", off, 0,
+                          0, maywrite=desc.writable)
     return fm
 
 
@@ -230,9 +246,34 @@ def test_fork_shares_the_pages_and_spans_are_reused(memfile, tmpfile):
     child.release()
     assert desc.inode not in filemap._live
     bump = memfile._bump
-    again = _map(_aspace(memfile), desc, 0x200000, PAGE)
+    mm = _aspace(memfile)
+    again = _map(mm, desc, 0x200000, PAGE)
     assert again is not fm and again.region.off == fm.region.off   # the span came back
     assert memfile._bump == bump
+    mm.release()
+
+
+def test_read_only_private_mappings_share_file_pages_until_written(memfile, tmpfile):
+    desc = tmpfile
+    desc.write([memoryview(b"text" * 1024)], 0)
+    a, b = _aspace(memfile), _aspace(memfile)
+    _map(a, desc, 0x500000, PAGE, prot=PROT_READ, shared=False)
+    fm = _map(b, desc, 0x600000, PAGE, prot=PROT_READ, shared=False)
+    page = fm.region.off
+    assert a.find(0x500000).frame(0x500000) == b.find(0x600000).frame(0x600000) == page
+    with pytest.raises(SysError):                       # not writable: EFAULT for the kernel
+        a.write(0x500000, b"x")
+    a.protect(0x500000, PAGE, PROT_READ | PROT_WRITE)
+    a.write(0x500000, b"TEXT")                          # copy-on-write, even with no fork
+    assert a.read(0x500000, 8) == b"TEXTtext"
+    assert b.read(0x600000, 8) == b"texttext"
+    got = bytearray(8)
+    desc.read([memoryview(got)], 0)
+    assert got == b"texttext"
+    assert not fm.dirty                                 # private stores never write back
+    a.release()
+    b.release()
+    assert desc.inode not in filemap._live
 
 
 def test_mapping_past_the_span_is_enomem(memfile, tmpfile):

@@ -126,6 +126,9 @@ class KvmContext(PlatformContext):
     def _return_vcpu(self):
         del self.platform.contexts[self.vcpu_id]
         lib.pk_vcpu_put(self.vcpu)
+        # The loop re-checks whether the sandbox is over only after a wakeup; on ptrace the
+        # exit of the host thread provides one (SIGCHLD). Provide the same here.
+        os.eventfd_write(self.platform.event_fd(), 1)
 
 
 class KvmPlatform(Platform):

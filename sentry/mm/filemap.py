@@ -331,8 +331,9 @@ class FileMap:
         if _live.get(self.inode) is self:
             del _live[self.inode]
         region = self.region
-        self.memfile.release_inplace(region.off, region.npages)
-        _spare.setdefault(self.memfile, {}).setdefault(region.npages, []).append(region.off)
+        if not region.users:        # else the sandbox is ending with processes still in it
+            self.memfile.release_inplace(region.off, region.npages)
+            _spare.setdefault(self.memfile, {}).setdefault(region.npages, []).append(region.off)
         holder, self.holder = self.holder, None
         holder.decref()
 

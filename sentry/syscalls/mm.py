@@ -58,7 +58,7 @@ def sys_mmap(t, addr, length, prot, flags, fd, off):
     # Shared mappings, and private ones that cannot be written yet (program text), map the
     # file's pages in its FileMap: the latter copy-on-write, so exec after exec of the
     # same libraries reads and stores their text once.
-    if isinstance(desc, RegularFile) and (shared or not prot & PROT_WRITE and not __import__("os").environ.get("NOPC")):
+    if isinstance(desc, RegularFile) and (shared or not prot & PROT_WRITE):
         with filemap.mapping(desc, mm.memfile, off, length) as fm:
             mm.map_file_pages(start, length, prot, shared, fm.region, off // PAGE, name, off,
                               st.dev, st.ino, maywrite=desc.writable or not shared)

@@ -17,13 +17,14 @@ import time
 
 from ..kernel import signals as S
 from ..kernel.errors import SysError, WouldBlock
+from ..kernel.sigframe import pack_siginfo
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT, POLLERR, POLLHUP
 from ..vfs import iov
 from ..vfs.file import O_NONBLOCK
 from ..vfs.unix import (AF_UNIX, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_DONTWAIT, MSG_NOSIGNAL,
                         MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SCM_CREDENTIALS, SCM_MAX_FD,
                         SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, SOMAXCONN, Control,
-                        SocketCaller, SocketFile, UnixDomain, create_socket,
+                        RecvState, SocketCaller, SocketFile, UnixDomain, create_socket,
                         make_socketpair, timeout_seconds)
 from .table import syscall, PARTIAL
 
@@ -123,7 +124,6 @@ def _intr(secs) -> int:
 
 
 def _sigpipe(t) -> None:
-    from ..kernel.sigframe import pack_siginfo
     t.kernel.send_signal(t.tg, S.SIGPIPE, pack_siginfo(S.SIGPIPE, S.SI_USER, pid=t.tg.tgid,
                                                        uid=t.tg.uid), task=t)
 
@@ -520,7 +520,6 @@ def sys_sendmmsg(t, fd, vec, vlen, flags, *_):
 def _recv(t, desc, want: int, flags: int):
     """Receive up to `want` bytes, waiting as the flags and the socket say. Returns
     (count or -errno, data, RecvState); the caller must drop the state's rights."""
-    from ..vfs.unix import RecvState
     st = RecvState()
     nonblock = bool(flags & MSG_DONTWAIT or desc.flags & O_NONBLOCK)
     secs = timeout_seconds(desc.rcvtimeo)

@@ -695,6 +695,8 @@ class UnixEndpoint:
         if other.shutdown & RCV_SHUTDOWN:
             raise SysError(errno.EPIPE)
         if other is not self and other.peer is not self and other.recvq_full():
+            # Also told through our own queue: write(2) waits there, not on peer_wait.
+            other.full_watchers.add(self)
             raise WaitOn(POLLOUT, other.peer_wait)
         rights = control.rights if control else ()
         creds = control.creds if control and control.creds else caller.scm_creds

@@ -92,6 +92,19 @@ int main(int argc, char **argv)
     pread(fd, buf, 3, 0);
     printf("mremap: %.12s %.3s\n", m + 3 * PG, buf);
 
+    /* A read-only private mapping shows the file's pages, later write()s included; made
+     * writable, its stores stay private; MADV_DONTNEED brings the file's bytes back. */
+    char *text = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 0);
+    pwrite(fd, "late", 4, 8);
+    printf("private ro sees write: %.4s\n", text + 8);
+    rc = mprotect(text, PG, PROT_READ | PROT_WRITE);
+    text[8] = 'L';
+    pread(fd, buf, 4, 8);
+    printf("mprotect %d, private store: %.4s, file: %.4s\n", rc, text + 8, buf);
+    rc = madvise(text, PG, MADV_DONTNEED);
+    printf("dontneed %d: %.4s\n", rc, text + 8);
+    munmap(text, PG);
+
     /* Unmapping everything, then mapping again: the data is still the file's. */
     munmap(m, 4 * PG);
     munmap(priv, PG);

@@ -106,21 +106,30 @@ int main(void) {
     printf("queued %d datagrams before %s; unconnected sender poll %#x\n", sent, strerrorname_np(errno), revents(nb));
     connect(nb, (struct sockaddr *)&srv_addr, sl);
     printf("connected to the full server, poll %#x\n", revents(nb));
-    int order[2];
-    pipe(order);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int r = send(named, "blocked", 7, 0);    /* waits for room */
-        read(order[0], buf, 1);
-        printf("child's blocked send finished -> %s\n", err(r));
-        fflush(stdout);
-        _exit(0);
+    int order[2][2];
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        pipe(order[k]);
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            /* Both wait for room: one in send(2), one in write(2). */
+            int r = k == 0 ? send(named, "blocked", 7, 0) : write(named, "blocked", 7);
+            read(order[k][0], buf, 1);
+            printf("child's blocked %s finished -> %s\n", k == 0 ? "send" : "write", err(r));
+            fflush(stdout);
+            _exit(0);
+        }
     }
     usleep(50000);
-    n = recv(srv, buf, sizeof buf, 0);
-    printf("server read one -> %zd\n", n);
-    write(order[1], "", 1);
-    waitpid(pid, NULL, 0);
+    for (int k = 0; k < 2; k++) {
+        n = recv(srv, buf, sizeof buf, 0);
+        printf("server read one -> %zd\n", n);
+        usleep(20000);
+    }
+    for (int k = 0; k < 2; k++) {
+        write(order[k][1], "", 1);
+        waitpid(kids[k], NULL, 0);
+    }
     int drained = 0;
     while (recv(srv, buf, sizeof buf, MSG_DONTWAIT) >= 0) drained++;
     printf("drained %d; the connected sender's poll is %#x again\n", drained, revents(nb));

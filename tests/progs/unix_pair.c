@@ -197,10 +197,14 @@ static void epoll_states(void) {
     epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev);
     struct epoll_event out[4];
     printf("epoll: idle -> %d\n", epoll_wait(ep, out, 4, 0));
+    int go[2];
+    pipe(go);
     pid_t pid = fork();
     if (pid == 0) {
+        char c;
         usleep(20000);
         send(sv[0], "wake", 4, 0);
+        read(go[0], &c, 1);                        /* the parent has seen the data */
         usleep(20000);
         shutdown(sv[0], SHUT_WR);
         _exit(0);
@@ -209,6 +213,7 @@ static void epoll_states(void) {
     printf("epoll: after send -> %d events %#x\n", n, n > 0 ? out[0].events : 0);
     char buf[8];
     recv(sv[1], buf, sizeof buf, 0);
+    write(go[1], "", 1);
     n = epoll_wait(ep, out, 4, 5000);              /* woken by the child's shutdown */
     printf("epoll: after shutdown -> %d events %#x\n", n, n > 0 ? out[0].events : 0);
     waitpid(pid, NULL, 0);

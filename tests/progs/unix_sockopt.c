@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -11,6 +12,9 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) { (void)sig; alarms++; }
 
 static const char *err(long r) { return r < 0 ? strerrorname_np(errno) : "ok"; }
 
@@ -136,12 +140,41 @@ int main(void) {
     printf("  recv with a 0.1s timeout -> %s\n", err(recv(sv[1], buf, sizeof buf, 0)));
     tv.tv_usec = 0;
     setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* A signal interrupts a blocked receive: EINTR without SA_RESTART; with it the call
+       restarts, unless a receive timeout is set (Linux's sock_intr_errno). */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 0}, {0, 50000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    ssize_t r = recv(sv[1], buf, sizeof buf, 0);
+    printf("  interrupted recv -> %s, alarms %d\n", err(r), (int)alarms);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
     pid_t pid = fork();
+    if (pid == 0) {
+        usleep(200000);
+        send(sv[0], "late", 4, 0);
+        _exit(0);
+    }
+    setitimer(ITIMER_REAL, &it, NULL);
+    ssize_t n = recv(sv[1], buf, sizeof buf, 0);
+    printf("  with SA_RESTART -> %zd %.*s, alarms %d\n", n, (int)n, buf, (int)alarms);
+    waitpid(pid, NULL, 0);
+    tv.tv_sec = 5;
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setitimer(ITIMER_REAL, &it, NULL);
+    r = recv(sv[1], buf, sizeof buf, 0);
+    printf("  with SA_RESTART and a timeout -> %s, alarms %d\n", err(r), (int)alarms);
+    tv.tv_sec = 0;
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+    pid = fork();
     if (pid == 0) {
         for (int i = 0; i < 4; i++) { usleep(10000); send(sv[0], "chunk", 5, 0); }
         _exit(0);
     }
-    ssize_t n = recv(sv[1], buf, 20, MSG_WAITALL);
+    n = recv(sv[1], buf, 20, MSG_WAITALL);
     printf("  MSG_WAITALL for 20 bytes sent in 4 pieces -> %zd %.*s\n", n, (int)n, buf);
     waitpid(pid, NULL, 0);
     send(sv[0], "tail", 4, 0);

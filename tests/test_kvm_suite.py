@@ -1,0 +1,26 @@
+"""The foundation's differential tests, run again on the KVM platform.
+
+Every test imported here calls conftest.run_sandbox/assert_same, which build their command
+line with conftest.sandbox_cmd; the fixture below makes that command choose
+--platform=kvm, so the same programs are compared with native Linux on KVM too.
+"""
+import os
+
+import pytest
+
+import conftest
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
+                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+
+_plain_cmd = conftest.sandbox_cmd
+
+
+@pytest.fixture(autouse=True)
+def _on_kvm(monkeypatch):
+    def kvm_cmd(argv, *opts):
+        return _plain_cmd(argv, "--platform=kvm", *opts)
+    monkeypatch.setattr(conftest, "sandbox_cmd", kvm_cmd)
+
+
+from test_process import *  # noqa: E402,F401,F403  (collected again, on KVM)
