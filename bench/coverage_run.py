@@ -46,9 +46,20 @@ def parse_lines(text: str, known: set) -> dict:
     return by_tag
 
 
+def _keyed(lines):
+    """Lines keyed by their "SYSCALL what" part (repeats numbered), in order."""
+    out, seen = {}, collections.Counter()
+    for line in lines:
+        what = line.split(": ", 1)[0]
+        seen[what] += 1
+        out[(what, seen[what])] = line
+    return out
+
+
 def compare(native: dict, other: dict) -> dict:
-    """Per syscall in the native output: None if the runtime matched, else the first
-    differing lines as (native line or None, runtime line or None) pairs."""
+    """Per syscall in the native output: None if the runtime printed exactly the same lines,
+    else up to MAX_DIFFS (native line or None, runtime line or None) pairs, matched by what
+    each line observes, so that one missing line does not misalign the rest."""
     out = {}
     for tag, want in native.items():
         if tag == "?":
@@ -57,15 +68,12 @@ def compare(native: dict, other: dict) -> dict:
         if got == want:
             out[tag] = None
             continue
-        diffs = []
-        for i in range(max(len(want), len(got))):
-            a = want[i] if i < len(want) else None
-            b = got[i] if i < len(got) else None
-            if a != b:
-                diffs.append((a, b))
-            if len(diffs) >= MAX_DIFFS:
-                break
-        out[tag] = diffs
+        w, g = _keyed(want), _keyed(got)
+        diffs = [(line, g.get(key)) for key, line in w.items() if g.get(key) != line]
+        diffs += [(None, line) for key, line in g.items() if key not in w]
+        if not diffs:                          # same lines, different order
+            diffs = [(want[0], got[0])]
+        out[tag] = diffs[:MAX_DIFFS]
     return out
 
 

@@ -64,6 +64,10 @@ class PlatformContext:
     def release(self) -> None:
         raise NotImplementedError
 
+    def cpu_time_ns(self) -> int:
+        """CPU time this context has spent running application code."""
+        return 0
+
 
 class Platform:
     name = "?"

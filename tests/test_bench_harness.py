@@ -219,6 +219,14 @@ def test_compare_credits_a_syscall_only_for_identical_lines():
     assert verdict["close"] == [("close y: 0", None)]       # missing output fails too
 
 
+def test_compare_matches_lines_by_what_they_observe():
+    known = {"mremap"}
+    native = coverage_run.parse_lines("mremap grow: ok\nmremap kept: 1\nmremap flags: EINVAL\n", known)
+    other = coverage_run.parse_lines("mremap grow: EFAULT\nmremap flags: EINVAL\n", known)
+    assert coverage_run.compare(native, other)["mremap"] == [
+        ("mremap grow: ok", "mremap grow: EFAULT"), ("mremap kept: 1", None)]
+
+
 def test_static_coverage_covers_every_header_number():
     from pysentry.sentry.syscalls.table import NUMBERS
     st = coverage_run.static_coverage()

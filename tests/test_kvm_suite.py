@@ -10,9 +10,6 @@ import pytest
 
 import conftest
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
-
 _plain_cmd = conftest.sandbox_cmd
 
 
@@ -23,4 +20,15 @@ def _on_kvm(monkeypatch):
     monkeypatch.setattr(conftest, "sandbox_cmd", kvm_cmd)
 
 
-from test_process import *  # noqa: E402,F401,F403  (collected again, on KVM)
+# Collected again here, on KVM. (None of these modules sets its own pytestmark.)
+from test_process import *  # noqa: E402,F401,F403
+from test_events import *  # noqa: E402,F401,F403
+from test_fs import *  # noqa: E402,F401,F403
+from test_mm_shared_files import *  # noqa: E402,F401,F403
+from test_robustness import *  # noqa: E402,F401,F403
+from test_shell import *  # noqa: E402,F401,F403
+from test_unix_sockets import *  # noqa: E402,F401,F403
+from test_volumes import *  # noqa: E402,F401,F403
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
+                                reason="no /dev/kvm on this host: the KVM platform cannot run")

@@ -123,7 +123,7 @@ def test_python_multiprocessing_shared_memory():
 
 
 def test_sqlite_wal_readers_see_other_processes_commits():
-    """sqlite's WAL index is a shared mapping of the -shm file, made by each connection."""
+    """sqlite's WAL index is a shared mapping of the -shm file, made by each process."""
     python = "/usr/bin/python3"
     if not os.path.exists(python) or shutil.which("sqlite3") is None:
         pytest.skip("Debian's python3 and the sqlite3 tool are needed")

@@ -75,7 +75,9 @@ def test_python3_threads_subprocess_fork_signal_tempfile_json():
     assert_same([python, visible])
 
 
-CPYTHON_MODULES = ["test_json", "test_tempfile", "test_subprocess", "test_fnmatch", "test_glob"]
+CPYTHON_MODULES = ["test_json", "test_tempfile", "test_subprocess", "test_fnmatch", "test_glob", "test_pty",
+                   "test_select", "test_fcntl", "test_mmap", "test_fileio", "test_wait4",
+                   "test_posix", "test_time", "test_shutil", "test_threading", "test_stat"]
 
 
 def test_cpython_regression_modules_pass_inside():

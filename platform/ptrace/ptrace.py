@@ -109,6 +109,17 @@ class PtraceContext(PlatformContext):
         if self.running:
             lib.ps_kick(self.aspace.pid, self.tid)
 
+    def cpu_time_ns(self) -> int:
+        """The host thread's time on CPU (the application's, not the sentry's). Linux lets
+        a thread read only its own group's per-thread CPU clocks, so this comes from the
+        scheduler statistics of our stub thread (a host kernel query about our own child,
+        not a file of the application)."""
+        try:
+            with open(f"/proc/{self.tid}/schedstat", "rb") as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
     def get_fpstate(self) -> bytes:
         """The thread's whole XSAVE area (standard format)."""
         size = self.platform.xstate_size

@@ -398,7 +398,6 @@ class AddressSpace:
         if new_top > old_top:
             if self._overlapping(old_top, new_top):
                 return self.brk
-            v = self.find(old_top - 1) if old_top > self.brk_start else None
             self.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE, False, b"[heap]")
         elif new_top < old_top:
             self._remove_range(new_top, old_top)

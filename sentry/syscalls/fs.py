@@ -26,6 +26,7 @@ O_NONBLOCK, O_CLOEXEC, O_APPEND, O_DIRECTORY, O_PATH = 0o4000, 0o2000000, 0o2000
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
 F_SETPIPE_SZ, F_GETPIPE_SZ, F_SETOWN, F_GETOWN = 1031, 1032, 8, 9
+F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
 FD_CLOEXEC = 1
 ERESTARTSYS = 512
 IOV_MAX = 1024
@@ -739,7 +740,8 @@ def sys_dup3(t, old, new, flags, *_):
 
 
 @syscall("fcntl", ("fd", "int", "hex"), support=PARTIAL,
-         note="record locks hold within the sandbox (not against host processes); no EDEADLK detection")
+         note="record locks hold within the sandbox (not against host processes), no EDEADLK "
+              "detection; F_NOTIFY delivers no events; no leases")
 def sys_fcntl(t, fd, cmd, arg, *_):
     fd = s32(fd)
     tab = t.fdtable
@@ -767,6 +769,17 @@ def sys_fcntl(t, fd, cmd, arg, *_):
             return desc.set_pipe_size(s32(arg), privileged=t.tg.euid == 0)
         return desc.pipe.capacity
     if cmd in (F_GETOWN, F_SETOWN):
+        return 0
+    if cmd == F_NOTIFY:
+        # dnotify: accepted on directories; no events are ever delivered (PARTIAL).
+        if desc.inode is None or not desc.inode.is_dir():
+            raise SysError(errno.ENOTDIR)
+        return 0
+    if cmd in (F_GETLEASE,):
+        return 2                    # F_UNLCK: no lease
+    if cmd == F_SETLEASE:
+        if arg & 0xffffffff not in (0, 1, 2):
+            raise SysError(errno.EINVAL)
         return 0
     if cmd == 1033 or cmd == 1034:     # F_ADD_SEALS / F_GET_SEALS
         raise SysError(errno.EINVAL)

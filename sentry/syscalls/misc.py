@@ -20,39 +20,115 @@ def sys_sysinfo(t, addr, *_):
     return 0
 
 
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
+SCHED_RESET_ON_FORK = 0x40000000
+RR_INTERVAL_NS = 100_000_000
+
+
+def _sched_target(t, pid, negative=errno.EINVAL):
+    """The task a sched_* call names: 0 is the caller. A negative pid is EINVAL for the
+    policy calls and ESRCH for the affinity ones (no such process), as in Linux."""
+    pid &= 0xffffffff
+    if pid >> 31:
+        raise SysError(negative)
+    task = t if pid == 0 else t.kernel.tasks.get(pid)
+    if task is None or task.dead:
+        raise SysError(errno.ESRCH)
+    return task
+
+
+def _cpus():
+    return os.cpu_count() or 1
+
+
 @syscall("sched_getaffinity", ("int", "size", "ptr"))
 def sys_sched_getaffinity(t, pid, size, addr, *_):
     if size < 8 or size % 8:
         raise SysError(errno.EINVAL)
-    n = os.cpu_count() or 1
-    t.mm.write(addr, ((1 << n) - 1).to_bytes(8, "little"))
+    mask = getattr(_sched_target(t, pid, errno.ESRCH), "affinity", (1 << _cpus()) - 1)
+    t.copy_out(addr, mask.to_bytes(8, "little"))
     return 8
 
 
-@syscall("sched_setaffinity", ("int", "size", "ptr"))
+@syscall("sched_setaffinity", ("int", "size", "ptr"), support=PARTIAL,
+         note="the mask is kept and reported; placement is the host's")
 def sys_sched_setaffinity(t, pid, size, addr, *_):
+    task = _sched_target(t, pid, errno.ESRCH)
+    raw = t.copy_in(addr, min(size, 128))
+    mask = int.from_bytes(raw, "little") & ((1 << _cpus()) - 1)
+    if not mask:
+        raise SysError(errno.EINVAL)
+    task.affinity = mask
     return 0
 
 
-@syscall("sched_getparam", ("int", "ptr"))
-def sys_sched_getparam(t, pid, addr, *_):
-    t.mm.write(addr, b"\0\0\0\0")
-    return 0
+def _policy_limits(policy):
+    if policy in (SCHED_FIFO, SCHED_RR):
+        return 1, 99
+    if policy in (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE):
+        return 0, 0
+    raise SysError(errno.EINVAL)
 
 
 @syscall("sched_getscheduler", ("int",))
 def sys_sched_getscheduler(t, pid, *_):
+    return getattr(_sched_target(t, pid), "sched_policy", SCHED_OTHER)
+
+
+@syscall("sched_getparam", ("int", "ptr"))
+def sys_sched_getparam(t, pid, addr, *_):
+    task = _sched_target(t, pid)
+    if not addr:
+        raise SysError(errno.EINVAL)
+    t.copy_out(addr, struct.pack("<i", getattr(task, "sched_priority", 0)))
     return 0
+
+
+def _set_sched(t, task, policy, addr):
+    if not addr:
+        raise SysError(errno.EINVAL)
+    prio = struct.unpack("<i", t.copy_in(addr, 4))[0]
+    lo, hi = _policy_limits(policy)
+    if not lo <= prio <= hi:
+        raise SysError(errno.EINVAL)
+    if policy in (SCHED_FIFO, SCHED_RR) and t.tg.euid != 0:
+        raise SysError(errno.EPERM)
+    task.sched_policy, task.sched_priority = policy, prio
+    return 0
+
+
+@syscall("sched_setscheduler", ("int", "int", "ptr"), support=PARTIAL,
+         note="policy and priority are kept and reported; the host schedules")
+def sys_sched_setscheduler(t, pid, policy, addr, *_):
+    task = _sched_target(t, pid)
+    policy &= 0xffffffff
+    if policy >> 31:
+        raise SysError(errno.EINVAL)
+    return _set_sched(t, task, policy & ~SCHED_RESET_ON_FORK, addr)
+
+
+@syscall("sched_setparam", ("int", "ptr"), support=PARTIAL, note="as sched_setscheduler")
+def sys_sched_setparam(t, pid, addr, *_):
+    task = _sched_target(t, pid)
+    return _set_sched(t, task, getattr(task, "sched_policy", SCHED_OTHER), addr)
 
 
 @syscall("sched_get_priority_max", ("int",))
 def sys_sched_get_priority_max(t, policy, *_):
-    return 99 if policy in (1, 2) else 0
+    return _policy_limits(policy & 0xffffffff if not (policy & 0xffffffff) >> 31 else -1)[1]
 
 
 @syscall("sched_get_priority_min", ("int",))
 def sys_sched_get_priority_min(t, policy, *_):
-    return 1 if policy in (1, 2) else 0
+    return _policy_limits(policy & 0xffffffff if not (policy & 0xffffffff) >> 31 else -1)[0]
+
+
+@syscall("sched_rr_get_interval", ("int", "ptr"))
+def sys_sched_rr_get_interval(t, pid, addr, *_):
+    task = _sched_target(t, pid)
+    ns = RR_INTERVAL_NS if getattr(task, "sched_policy", 0) != SCHED_FIFO else 0
+    t.copy_out(addr, struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000))
+    return 0
 
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2

@@ -19,7 +19,8 @@ MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 @syscall("mmap", ("ptr", "size", "flags:prot", "flags:map", "fd", "hex"), ret="hex",
          support=PARTIAL,
          note="shared file mappings: file offsets up to the FileMap's span (>= 256 MiB); "
-              "no SIGBUS past EOF (zeros); MAP_PRIVATE file pages are copied at mmap")
+              "no SIGBUS past EOF (zeros); writable MAP_PRIVATE file mappings are copied "
+              "at mmap")
 def sys_mmap(t, addr, length, prot, flags, fd, off):
     mm = t.mm
     if length == 0 or off % PAGE or addr % PAGE and flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):

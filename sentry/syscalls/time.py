@@ -9,10 +9,12 @@ from ..kernel.errors import SysError
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT
 from .table import syscall
 
-CLOCKS = {0: time.CLOCK_REALTIME, 1: time.CLOCK_MONOTONIC, 2: time.CLOCK_PROCESS_CPUTIME_ID,
-          3: time.CLOCK_THREAD_CPUTIME_ID, 4: time.CLOCK_MONOTONIC_RAW,
+# Wall and monotonic clocks are the host's. CPU-time clocks (2, 3 and the dynamic ones
+# that encode a pid/tid) are the application's threads' CPU time, from the platform.
+CLOCKS = {0: time.CLOCK_REALTIME, 1: time.CLOCK_MONOTONIC, 4: time.CLOCK_MONOTONIC_RAW,
           5: time.CLOCK_REALTIME, 6: time.CLOCK_MONOTONIC, 7: time.CLOCK_BOOTTIME,
           8: time.CLOCK_REALTIME, 9: time.CLOCK_BOOTTIME, 11: time.CLOCK_TAI}
+CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 2, 3
 
 
 def _clock(clk):
@@ -22,6 +24,34 @@ def _clock(clk):
     return c
 
 
+def _cpu_clock_tasks(t, clk):
+    """The tasks whose CPU time a CPU clock id measures, or None if it is not one."""
+    if clk == CLOCK_PROCESS_CPUTIME_ID:
+        return [th for th in t.tg.tasks if not th.dead]
+    if clk == CLOCK_THREAD_CPUTIME_ID:
+        return [t]
+    if clk >= 0:
+        return None
+    # Dynamic CPU clocks (clock_getcpuclockid, pthread_getcpuclockid): ~pid << 3 | type.
+    pid = ~(clk >> 3)
+    if clk & 3 == 3 or pid < 0:
+        raise SysError(errno.EINVAL)
+    k = t.kernel
+    if clk & 4:                      # one thread
+        th = k.tasks.get(pid) if pid else t
+        if th is None or th.dead:
+            raise SysError(errno.EINVAL)
+        return [th]
+    tg = k.groups.get(pid) if pid else t.tg
+    if tg is None or tg.exit_status is not None:
+        raise SysError(errno.EINVAL)
+    return [th for th in tg.tasks if not th.dead]
+
+
+def cpu_time_ns(tasks) -> int:
+    return sum(th.ctx.cpu_time_ns() for th in tasks)
+
+
 def _read_ts(t, addr):
     sec, nsec = struct.unpack("<qq", t.mm.read(addr, 16))
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
@@ -29,16 +59,25 @@ def _read_ts(t, addr):
     return sec, nsec
 
 
+def _signed32(v):
+    v &= 0xffffffff
+    return v - (1 << 32) if v >> 31 else v
+
+
 @syscall("clock_gettime", ("int", "ptr"))
 def sys_clock_gettime(t, clk, addr, *_):
-    ns = time.clock_gettime_ns(_clock(clk))
+    clk = _signed32(clk)
+    tasks = _cpu_clock_tasks(t, clk)
+    ns = cpu_time_ns(tasks) if tasks is not None else time.clock_gettime_ns(_clock(clk))
     t.mm.write(addr, struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000))
     return 0
 
 
 @syscall("clock_getres", ("int", "ptr"))
 def sys_clock_getres(t, clk, addr, *_):
-    _clock(clk)
+    clk = _signed32(clk)
+    if _cpu_clock_tasks(t, clk) is None:
+        _clock(clk)
     if addr:
         t.mm.write(addr, struct.pack("<qq", 0, 1 if clk not in (5, 6) else 4_000_000))
     return 0
@@ -86,9 +125,10 @@ TIMER_ABSTIME = 1
 
 @syscall("clock_nanosleep", ("int", "flags", "ptr", "ptr"))
 def sys_clock_nanosleep(t, clk, flags, req, rem, *_):
+    clk = _signed32(clk)
+    if clk == CLOCK_THREAD_CPUTIME_ID or clk < 0 or clk == CLOCK_PROCESS_CPUTIME_ID:
+        raise SysError(errno.EINVAL if clk != CLOCK_PROCESS_CPUTIME_ID else errno.EOPNOTSUPP)
     c = _clock(clk)
-    if clk in (2, 3):
-        raise SysError(errno.EINVAL)
     sec, nsec = _read_ts(t, req)
     if flags & TIMER_ABSTIME:
         delta = sec + nsec / 1e9 - time.clock_gettime(c)
@@ -129,3 +169,29 @@ def sys_alarm(t, seconds, *_):
             setattr(tg, "itimer_real", None),
             k.send_signal(tg, S.SIGALRM, pack_siginfo(S.SIGALRM, S.SI_KERNEL))))
     return left
+
+
+@syscall("clock_settime", ("int", "ptr"), note="the sandbox may not set the host's clocks")
+def sys_clock_settime(t, clk, ts, *_):
+    clk = _signed32(clk)
+    if clk not in (0, 11):
+        raise SysError(errno.EINVAL)
+    _read_ts(t, ts)
+    raise SysError(errno.EPERM)
+
+
+@syscall("settimeofday", ("ptr", "ptr"), note="the sandbox may not set the host's clocks")
+def sys_settimeofday(t, tv, tz, *_):
+    raise SysError(errno.EPERM)
+
+
+@syscall("adjtimex", ("ptr",), support="partial", note="read-only: modes other than 0 are EPERM")
+def sys_adjtimex(t, buf, *_):
+    modes = struct.unpack("<I", t.copy_in(buf, 4))[0]
+    if modes:
+        raise SysError(errno.EPERM)
+    out = bytearray(t.copy_in(buf, 208))
+    ns = time.time_ns()
+    struct.pack_into("<qq", out, 72, ns // 1_000_000_000, (ns // 1000) % 1_000_000)
+    t.copy_out(buf, bytes(out))
+    return 0      # TIME_OK

@@ -97,7 +97,11 @@ class OverlayFS(Filesystem):
         return self._root
 
     def statfs(self) -> StatFS:
-        sf = self.upper_fs.statfs()
+        # Linux's overlayfs reports the upper layer's filesystem. Ours is memory with no
+        # meaningful size, so report the lower (the host disk): what df users expect.
+        lower = self._root.lower
+        fs = getattr(lower, "fs", None)
+        sf = fs.statfs() if fs is not None and hasattr(fs, "statfs") else self.upper_fs.statfs()
         sf.fstype_magic = OVERLAYFS_SUPER_MAGIC
         sf.dev = self.dev
         return sf
