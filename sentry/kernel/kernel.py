@@ -127,6 +127,8 @@ class Kernel:
                 break
             if self.runq:
                 continue
+            if self.init.exiting:
+                break           # nothing may wake us once init is gone: do not sleep
             try:
                 ready = self.epoll.poll(timeout)
             except InterruptedError:
@@ -183,7 +185,10 @@ class Kernel:
             if t.mm.handle_fault(ev.addr, ev.code):
                 self.resume(t)
                 return
-            info = pack_siginfo(S.SIGSEGV, ev.code, addr=ev.addr)
+            # The code comes from the model, not the host: a PROT_NONE page is never mapped
+            # in the platform (the host says MAPERR) but Linux calls it an access error.
+            code = SEGV_ACCERR if t.mm.find(ev.addr) is not None else SEGV_MAPERR
+            info = pack_siginfo(S.SIGSEGV, code, addr=ev.addr)
         elif ev.signo == S.SIGSEGV and ev.code == S.SI_KERNEL:
             # #GP (e.g. a privileged instruction): Linux reports si_addr 0.
             info = pack_siginfo(S.SIGSEGV, S.SI_KERNEL)

@@ -31,6 +31,9 @@ int main(void) {
     printf("mprotect ro %d\n", mprotect(p, pg, PROT_READ));
     f = TRY(p[100] = 2);
     printf("write ro faults %d code %d read ok %c\n", f, fault_code, p[100]);
+    mprotect(p + pg, pg, PROT_NONE);
+    f = TRY(fault_code = p[pg + 3]);
+    printf("read PROT_NONE faults %d code %d off %ld\n", f, fault_code, (long)(fault_addr - (uintptr_t)p));
     printf("mprotect unmapped %d errno %d\n", mprotect(p + 4 * pg, pg, PROT_READ), errno);
     char *q = mremap(p + 8 * pg, 8 * pg, 64 * pg, MREMAP_MAYMOVE);
     printf("mremap grow %d keeps %c new zero %d\n", q != MAP_FAILED, q[7 * pg], q[40 * pg]);
