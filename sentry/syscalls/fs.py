@@ -1141,7 +1141,7 @@ def _memfd_mount(k):
 
 
 @syscall("memfd_create", ("str", "flags"), ret="fd", support=PARTIAL,
-         note="sealing is refused; MAP_SHARED mappings of it are private copies")
+         note="sealing (F_ADD_SEALS) is refused")
 def sys_memfd_create(t, name_addr, flags, *_):
     import stat as _st
     from ..vfs.dentry import Dentry
