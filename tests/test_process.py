@@ -128,3 +128,9 @@ import pytest  # noqa: E402
 def test_avx_registers_survive_signal_handlers():
     # The handler writes ymm registers; the interrupted loop's ymm values must survive.
     assert_same([compile_c("avx_signal")])
+
+
+def test_uid_gid_changes_follow_linux_and_a_drop_is_final():
+    # After setreuid(1001, -1) the saved uid is 1001: root cannot be regained, and files
+    # the host reserves for root (/etc/shadow) stay closed.
+    assert_same([compile_c("creds")])

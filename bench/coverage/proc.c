@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     SAY(clone, "fork-like child", "%s", ended(c));
     R(clone, "CLONE_THREAD without CLONE_SIGHAND", SC(clone, CLONE_THREAD, 0, 0, 0, 0));
     struct clone_args ca = {.exit_signal = SIGCHLD};
-    c = SC(clone3, &ca, sizeof ca);
+    c = fork();
     if (c == 0) SC(exit_group, 7);
     SAY(exit_group, "status 7 seen by the parent", "%s", ended(c));
     c = SC(clone3, &ca, sizeof ca);
@@ -218,6 +218,16 @@ int main(int argc, char **argv) {
     R(sched_get_priority_max, "bad policy", SC(sched_get_priority_max, 99));
     R(sched_get_priority_min, "SCHED_RR", SC(sched_get_priority_min, SCHED_RR));
     R(sched_get_priority_min, "SCHED_OTHER", SC(sched_get_priority_min, SCHED_OTHER));
+    struct timespec slice;
+    R(sched_rr_get_interval, "self", SC(sched_rr_get_interval, 0, &slice));
+    R(sched_rr_get_interval, "missing pid", SC(sched_rr_get_interval, 999999, &slice));
+    struct sched_param zero = {0}, five = {5};
+    R(sched_setparam, "priority 0 (SCHED_OTHER)", SC(sched_setparam, 0, &zero));
+    R(sched_setparam, "priority 5 (SCHED_OTHER)", SC(sched_setparam, 0, &five));
+    R(sched_setparam, "missing pid", SC(sched_setparam, 999999, &zero));
+    R(sched_setscheduler, "SCHED_OTHER", SC(sched_setscheduler, 0, SCHED_OTHER, &zero));
+    R(sched_setscheduler, "bad policy", SC(sched_setscheduler, 0, 99, &zero));
+    R(sched_setscheduler, "SCHED_FIFO priority 0", SC(sched_setscheduler, 0, SCHED_FIFO, &zero));
     unsigned cpu = 999, node = 999;
     R(getcpu, "call", SC(getcpu, &cpu, &node, NULL));
     SAY(getcpu, "node", "%u", node);

@@ -1,6 +1,7 @@
 /* Clocks, sleeps, POSIX timers and timerfd. Only orderings and bounds are printed. */
 #include "cov.h"
 #include <sys/time.h>
+#include <sys/timex.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
@@ -32,6 +33,17 @@ int main(void) {
     long t0 = SC(time, &t1);
     SAY(time, "result equals stored", "%s", YES(t0 == t1 && t0 > 1577836800));
     SAY(time, "NULL pointer", "%s", YES(SC(time, NULL) > 1577836800));
+
+    /* Setting the clock: error paths only (the native run must not move the host clock). */
+    struct timeval badtv = {0, 2000000};
+    R(settimeofday, "bad usec", SC(settimeofday, &badtv, NULL));
+    R(clock_settime, "MONOTONIC", SC(clock_settime, CLOCK_MONOTONIC, &a));
+    R(clock_settime, "bad clock", SC(clock_settime, 99, &a));
+    struct timespec badset = {0, 2000000000};
+    R(clock_settime, "bad nsec", SC(clock_settime, CLOCK_REALTIME, &badset));
+    struct timex tx = {.modes = 0};
+    SAY(adjtimex, "query succeeds", "%s", YES(SC(adjtimex, &tx) >= 0));
+    R(adjtimex, "bad pointer", SC(adjtimex, (void *)8));
 
     struct timespec d = {0, 20000000}, rem;
     SC(clock_gettime, CLOCK_MONOTONIC, &a);

@@ -419,66 +419,112 @@ _idsyscall("getgid", "gid")
 _idsyscall("getegid", "egid")
 
 
-def _may_set(tg, new, *allowed):
-    return tg.euid == 0 or new in allowed
+NO_ID = 0xffffffff        # -1: "leave unchanged"
+
+
+class _IdSet:
+    """The uid or gid quadruple of a thread group, viewed by attribute names."""
+
+    def __init__(self, tg, kind):
+        self.tg = tg
+        self.names = ("uid", "euid", "suid") if kind == "u" else ("gid", "egid", "sgid")
+
+    def get(self):
+        return tuple(getattr(self.tg, n) for n in self.names)
+
+    def set(self, r, e, s):
+        for n, v in zip(self.names, (r, e, s)):
+            setattr(self.tg, n, v)
+
+
+def _capable(t):
+    # CAP_SETUID/CAP_SETGID: held while the effective uid is 0 (the sandbox models
+    # capabilities as root's, which Linux drops when euid leaves 0).
+    return t.tg.euid == 0
+
+
+def _ids(*vals):
+    return [v & 0xffffffff for v in vals]
+
+
+def do_setid(t, kind, uid):
+    """setuid/setgid: privileged sets all three; otherwise only the effective id, and
+    only to the real or saved one."""
+    ids = _IdSet(t.tg, kind)
+    (uid,) = _ids(uid)
+    if uid == NO_ID:
+        raise SysError(errno.EINVAL)
+    r, e, s = ids.get()
+    if _capable(t):
+        ids.set(uid, uid, uid)
+    elif uid in (r, s):
+        ids.set(r, uid, s)
+    else:
+        raise SysError(errno.EPERM)
+    return 0
+
+
+def do_setreid(t, kind, nr, ne):
+    """setreuid/setregid, as Linux: the saved id becomes the new effective id when the
+    real id is set, or the effective id is set to something other than the old real id."""
+    ids = _IdSet(t.tg, kind)
+    nr, ne = _ids(nr, ne)
+    r, e, s = ids.get()
+    cap = _capable(t)
+    new_r, new_e = r, e
+    if nr != NO_ID:
+        if not cap and nr not in (r, e):
+            raise SysError(errno.EPERM)
+        new_r = nr
+    if ne != NO_ID:
+        if not cap and ne not in (r, e, s):
+            raise SysError(errno.EPERM)
+        new_e = ne
+    new_s = new_e if nr != NO_ID or (ne != NO_ID and ne != r) else s
+    ids.set(new_r, new_e, new_s)
+    return 0
+
+
+def do_setresid(t, kind, nr, ne, ns):
+    """setresuid/setresgid: unprivileged callers may only choose among their current
+    real, effective and saved ids."""
+    ids = _IdSet(t.tg, kind)
+    new = _ids(nr, ne, ns)
+    cur = ids.get()
+    if not _capable(t) and any(v != NO_ID and v not in cur for v in new):
+        raise SysError(errno.EPERM)
+    ids.set(*(c if v == NO_ID else v for v, c in zip(new, cur)))
+    return 0
 
 
 @syscall("setuid", ("int",))
 def sys_setuid(t, uid, *_):
-    tg = t.tg
-    uid &= 0xffffffff
-    if tg.euid == 0:
-        tg.uid = tg.euid = tg.suid = uid
-    elif uid in (tg.uid, tg.suid):
-        tg.euid = uid
-    else:
-        raise SysError(errno.EPERM)
-    return 0
+    return do_setid(t, "u", uid)
 
 
 @syscall("setgid", ("int",))
 def sys_setgid(t, gid, *_):
-    tg = t.tg
-    gid &= 0xffffffff
-    if tg.euid == 0:
-        tg.gid = tg.egid = tg.sgid = gid
-    elif gid in (tg.gid, tg.sgid):
-        tg.egid = gid
-    else:
-        raise SysError(errno.EPERM)
-    return 0
-
-
-def _setres(t, names, values):
-    tg = t.tg
-    cur = [getattr(tg, n) for n in names]
-    for v in values:
-        if v != 0xffffffff and tg.euid != 0 and v not in cur:
-            raise SysError(errno.EPERM)
-    for n, v in zip(names, values):
-        if v != 0xffffffff:
-            setattr(tg, n, v)
-    return 0
+    return do_setid(t, "g", gid)
 
 
 @syscall("setresuid", ("int", "int", "int"))
 def sys_setresuid(t, r, e, s, *_):
-    return _setres(t, ("uid", "euid", "suid"), [x & 0xffffffff for x in (r, e, s)])
+    return do_setresid(t, "u", r, e, s)
 
 
 @syscall("setresgid", ("int", "int", "int"))
 def sys_setresgid(t, r, e, s, *_):
-    return _setres(t, ("gid", "egid", "sgid"), [x & 0xffffffff for x in (r, e, s)])
+    return do_setresid(t, "g", r, e, s)
 
 
 @syscall("setreuid", ("int", "int"))
 def sys_setreuid(t, r, e, *_):
-    return _setres(t, ("uid", "euid"), [x & 0xffffffff for x in (r, e)])
+    return do_setreid(t, "u", r, e)
 
 
 @syscall("setregid", ("int", "int"))
 def sys_setregid(t, r, e, *_):
-    return _setres(t, ("gid", "egid"), [x & 0xffffffff for x in (r, e)])
+    return do_setreid(t, "g", r, e)
 
 
 @syscall("getresuid", ("ptr", "ptr", "ptr"))
