@@ -65,9 +65,10 @@ def _exact(desc, off, n):
     return data
 
 
-def load(kernel, task, path: bytes, argv: list, envp: list, depth=0) -> ExecImage:
+def load(kernel, task, path: bytes, argv: list, envp: list, depth=0, dir=None) -> ExecImage:
+    """`dir` is the Location a relative path starts from (execveat's dirfd)."""
     ctx = task.path_context()
-    desc = kernel.vfs.open_for_exec(ctx, None, path)
+    desc = kernel.vfs.open_for_exec(ctx, dir, path)
     try:
         header = _read_all_at(desc, 0, PAGE)
         stat = desc.stat()

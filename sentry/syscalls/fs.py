@@ -310,15 +310,24 @@ def sys_lseek(t, fd, off, whence, *_):
 @syscall("sendfile", ("fd", "fd", "ptr", "size"), support=PARTIAL, note="copies through the sentry")
 def sys_sendfile(t, out_fd, in_fd, offp, count, *_):
     src, dst = t.fdtable.get(s32(in_fd)), t.fdtable.get(s32(out_fd))
+    if not src.readable or not dst.writable:
+        raise SysError(errno.EBADF)
     count = min(count, 1 << 20)
     buf = bytearray(count)
-    off = struct.unpack("<q", t.mm.read(offp, 8))[0] if offp else None
-    n = yield from _io(t, src, src.read, [memoryview(buf)], off)
+    off = struct.unpack("<q", t.copy_in(offp, 8))[0] if offp else None
+    if off is not None and off < 0:
+        raise SysError(errno.EINVAL)
+    # Read at an explicit offset, so a failed write leaves the input's offset alone.
+    start = off if off is not None else (None if src.stream else src.pos)
+    n = yield from _io(t, src, src.read, [memoryview(buf)], start)
     if n <= 0:
         return n
     w = yield from _io(t, dst, dst.write, [memoryview(buf)[:n]], None)
-    if offp and w > 0:
-        t.mm.write(offp, struct.pack("<q", off + w))
+    if w > 0:
+        if offp:
+            t.copy_out(offp, struct.pack("<q", off + w))
+        elif not src.stream:
+            src.pos = start + w
     return w
 
 
@@ -988,6 +997,7 @@ def sys_ppoll(t, ufds, nfds, ts, sigmask, size, _a5):
     _with_sigmask(t, sigmask, size)
     r = yield from _do_poll(t, ufds, nfds, deadline, -errno.EINTR)
     _restore_sigmask_unless_interrupted(t, r)
+    _write_remaining(t, ts, deadline, 1_000_000_000)
     return r
 
 
@@ -1031,6 +1041,13 @@ def _do_select(t, n, rp, wp, ep, deadline, restart_code):
     return count
 
 
+def _write_remaining(t, addr, deadline, per_second):
+    """Linux writes the unslept time back into select's timeval / ppoll's timespec."""
+    if addr and deadline is not None:
+        left = max(0.0, deadline - time.monotonic())
+        t.copy_out(addr, struct.pack("<qq", int(left), int(left % 1 * per_second)))
+
+
 @syscall("select", ("int", "ptr", "ptr", "ptr", "ptr"))
 def sys_select(t, n, rp, wp, ep, tv, _a5):
     deadline = None
@@ -1039,7 +1056,9 @@ def sys_select(t, n, rp, wp, ep, tv, _a5):
         if sec < 0 or not 0 <= usec < 1_000_000:
             raise SysError(errno.EINVAL)
         deadline = time.monotonic() + sec + usec / 1e6
-    return _do_select(t, n, rp, wp, ep, deadline, -514)
+    r = yield from _do_select(t, n, rp, wp, ep, deadline, -514)
+    _write_remaining(t, tv, deadline, 1_000_000)
+    return r
 
 
 @syscall("pselect6", ("int", "ptr", "ptr", "ptr", "ptr", "ptr"))
@@ -1050,6 +1069,7 @@ def sys_pselect6(t, n, rp, wp, ep, ts, sig):
         _with_sigmask(t, mask_addr, size)
     r = yield from _do_select(t, n, rp, wp, ep, deadline, -errno.EINTR)
     _restore_sigmask_unless_interrupted(t, r)
+    _write_remaining(t, ts, deadline, 1_000_000_000)
     return r
 
 

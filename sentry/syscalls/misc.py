@@ -186,9 +186,14 @@ def sys_rseq(t, *_):
     return -errno.ENOSYS
 
 
-@syscall("personality", ("hex",))
+@syscall("personality", ("hex",), support=PARTIAL,
+         note="the value is kept and reported; no flag changes behaviour")
 def sys_personality(t, persona, *_):
-    return 0
+    old = getattr(t.tg, "personality", 0)
+    persona &= 0xffffffff
+    if persona != 0xffffffff:
+        t.tg.personality = persona
+    return old
 
 
 unsupported("io_uring_setup", errno.ENOSYS, "not offered")

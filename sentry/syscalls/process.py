@@ -161,19 +161,26 @@ def sys_execve(t, path, argv, envp, *_):
                      _read_string_array(t, envp), 0)
 
 
+AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
+
+
 @syscall("execveat", ("fd", "path", "ptr", "ptr", "flags"), support=PARTIAL,
-         note="AT_EMPTY_PATH not supported")
+         note="AT_EMPTY_PATH is ENOSYS (glibc's fexecve then uses /proc/self/fd/N)")
 def sys_execveat(t, dirfd, path, argv, envp, flags, _a5):
+    from .fs import _dir
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SysError(errno.EINVAL)
     p = t.mm.read_cstring(path)
-    if not p.startswith(b"/") and dirfd != -100 & 0xffffffff:
-        raise SysError(errno.ENOSYS)
-    return do_execve(t, None, p, _read_string_array(t, argv), _read_string_array(t, envp), flags)
+    if not p:
+        raise SysError(errno.ENOSYS if flags & AT_EMPTY_PATH else errno.ENOENT)
+    return do_execve(t, None if p.startswith(b"/") else _dir(t, dirfd), p,
+                     _read_string_array(t, argv), _read_string_array(t, envp), flags)
 
 
 def do_execve(t, dirfd, path, argv, envp, flags):
     from ..kernel.exec import load
     k = t.kernel
-    img = load(k, t, path, argv, envp)
+    img = load(k, t, path, argv, envp, dir=dirfd)
     # Point of no return: other threads die, the task takes the new image.
     tg = t.tg
     for th in list(tg.tasks):
