@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <sys/rseq.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <elf.h>
 #include "ptrace_core.h"
 
@@ -199,4 +200,22 @@ unsigned long long ps_xcr0(void) {
     unsigned int eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((unsigned long long)edx << 32) | eax;
+}
+
+/* Busy-wait up to `usec` for any tracee event without consuming it (WNOWAIT): a tracee
+ * that just resumed usually traps back within microseconds, sooner than the SIGCHLD ->
+ * wakeup pipe -> epoll path would tell the loop. Returns 1 when an event is waiting. */
+int ps_spin_wait(int usec) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        siginfo_t info;
+        info.si_pid = 0;
+        if (waitid(P_ALL, 0, &info, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) == 0 &&
+            info.si_pid != 0)
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long el = (now.tv_sec - t0.tv_sec) * 1000000L + (now.tv_nsec - t0.tv_nsec) / 1000;
+        if (el >= usec) return 0;
+    }
 }

@@ -90,6 +90,11 @@ class Platform:
         """An fd that becomes readable when poll_events() may return something."""
         raise NotImplementedError
 
+    def spin_for_event(self) -> bool:
+        """May wait a few microseconds for an event before the loop sleeps; True means
+        poll_events() has something now."""
+        return False
+
     def poll_events(self):
         """Yield (context, Event) for every context that stopped since the last call."""
         raise NotImplementedError

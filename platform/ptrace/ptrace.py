@@ -104,6 +104,7 @@ class PtraceContext(PlatformContext):
         if r < 0:
             raise StubError(f"resume tid {self.tid}: {os.strerror(-r)}")
         self.running = True
+        self.platform.resumed = True
 
     def interrupt(self):
         if self.running:
@@ -183,6 +184,7 @@ class PtracePlatform(Platform):
             raise StubError(f"cannot start the stub: {os.strerror(-pid)}")
         self.template = pid
         self._status = ffi.new("int*")
+        self.resumed = False
         self.xcr0 = lib.ps_xcr0()
         probe = ffi.new("char[]", 16384)
         n = lib.ps_getxstate(pid, probe, 16384)
@@ -198,6 +200,16 @@ class PtracePlatform(Platform):
 
     def event_fd(self):
         return self._wake_r
+
+    # Right after a resume the loop busy-waits this long (µs) for the next stop before
+    # sleeping in epoll: measured in bench/results/io.md (getppid round trip).
+    SPIN_USEC = int(os.environ.get("PYSENTRY_SPIN_USEC", "30"))
+
+    def spin_for_event(self) -> bool:
+        if not self.resumed or self.SPIN_USEC <= 0:
+            return False
+        self.resumed = False
+        return lib.ps_spin_wait(self.SPIN_USEC) == 1
 
     def poll_events(self):
         try:

@@ -129,6 +129,8 @@ class Kernel:
                 continue
             if self.init.exiting:
                 break           # nothing may wake us once init is gone: do not sleep
+            if timeout != 0 and self.platform.spin_for_event():
+                continue
             try:
                 ready = self.epoll.poll(timeout)
             except InterruptedError:
