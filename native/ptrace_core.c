@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <sys/rseq.h>
 #include <sys/uio.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <elf.h>
 #include "ptrace_core.h"
@@ -218,4 +219,13 @@ int ps_spin_wait(int usec) {
         long el = (now.tv_sec - t0.tv_sec) * 1000000L + (now.tv_nsec - t0.tv_nsec) / 1000;
         if (el >= usec) return 0;
     }
+}
+
+/* A signalfd for SIGCHLD, which the caller has blocked: the loop learns of tracee stops
+ * without a Python-level signal handler running for each one. */
+int ps_sigchld_fd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }

@@ -31,3 +31,4 @@ int ps_getxstate(int tid, void *buf, int len);
 int ps_setxstate(int tid, void *buf, int len);
 unsigned long long ps_xcr0(void);
 int ps_spin_wait(int usec);
+int ps_sigchld_fd(void);

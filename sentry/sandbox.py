@@ -2,6 +2,7 @@
 import errno
 import logging
 import os
+import select
 import signal
 import sys
 import termios
@@ -179,6 +180,18 @@ class Sandbox:
 
         def on_host_signal(sig, frame):
             pending.append(sig)
+        # Host signals wake the loop through this pipe (written by Python's C-level
+        # handler); the loop forwards them (forward_host_signals).
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+        def drain(_events):
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        k.watch_fd(wake_r, select.EPOLLIN, drain)
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         old = {s: signal.signal(s, on_host_signal) for s in FORWARDED_HOST_SIGNALS}
         k.host_signals = pending
         try:
@@ -187,6 +200,10 @@ class Sandbox:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            k.unwatch_fd(wake_r)
+            os.close(wake_r)
+            os.close(wake_w)
             self.close()
 
     def close(self):

@@ -176,9 +176,12 @@ class PtracePlatform(Platform):
         self.contexts: dict[int, PtraceContext] = {}
         self.dead_pids: set[int] = set()
         self.leaving: dict[int, PtraceContext] = {}   # released while running: exit at next stop
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        # SIGCHLD (a tracee stopped) is blocked and read from a signalfd the loop polls.
+        # Threads created later inherit the mask; children get it reset by the stub.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        self._wake_r = lib.ps_sigchld_fd()
+        if self._wake_r < 0:
+            raise StubError("cannot create the SIGCHLD signalfd")
         pid = lib.ps_stub_spawn(memfile.fd)
         if pid < 0:
             raise StubError(f"cannot start the stub: {os.strerror(-pid)}")
@@ -213,7 +216,7 @@ class PtracePlatform(Platform):
 
     def poll_events(self):
         try:
-            while os.read(self._wake_r, 4096):
+            while os.read(self._wake_r, 128 * 16):
                 pass
         except BlockingIOError:
             pass
