@@ -69,19 +69,7 @@ class PageRanges:
 
     def gaps(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """The parts of [lo, hi) not in the set."""
-        out = []
-        cur = lo
-        for a, b in self.runs:
-            if b <= cur:
-                continue
-            if a >= hi:
-                break
-            if a > cur:
-                out.append((cur, a))
-            cur = max(cur, b)
-        if cur < hi:
-            out.append((cur, hi))
-        return out
+        return [(a, b) for a, b, inside in self.split(lo, hi) if not inside]
 
     def add(self, lo: int, hi: int) -> None:
         if lo >= hi:

@@ -1093,15 +1093,19 @@ def _xattr_loc(t, path_or_fd, follow, by_fd):
     return t.kernel.vfs.resolve(t.path_context(), None, _path(t, path_or_fd), follow=follow)
 
 
-def _get(t, target, name, value, size, follow, by_fd):
-    loc = _xattr_loc(t, target, follow, by_fd)
-    data = t.kernel.vfs.getxattr_at(t.path_context(), loc, _xname(t, name))
+def _copy_sized(t, addr, size, data):
+    """The xattr calls' convention: size 0 asks how big; too small a buffer is ERANGE."""
     if size == 0:
         return len(data)
     if len(data) > size:
         raise SysError(errno.ERANGE)
-    t.copy_out(value, data)
+    t.copy_out(addr, data)
     return len(data)
+
+
+def _get(t, target, name, value, size, follow, by_fd):
+    loc = _xattr_loc(t, target, follow, by_fd)
+    return _copy_sized(t, value, size, t.kernel.vfs.getxattr_at(t.path_context(), loc, _xname(t, name)))
 
 
 def _set(t, target, name, value, size, flags, follow, by_fd):
@@ -1116,13 +1120,7 @@ def _set(t, target, name, value, size, flags, follow, by_fd):
 def _list(t, target, buf, size, follow, by_fd):
     loc = _xattr_loc(t, target, follow, by_fd)
     names = t.kernel.vfs.listxattr_at(t.path_context(), loc)
-    data = b"".join(n + b"\0" for n in names)
-    if size == 0:
-        return len(data)
-    if len(data) > size:
-        raise SysError(errno.ERANGE)
-    t.copy_out(buf, data)
-    return len(data)
+    return _copy_sized(t, buf, size, b"".join(n + b"\0" for n in names))
 
 
 def _remove(t, target, name, follow, by_fd):
