@@ -448,16 +448,36 @@ class AddressSpace:
         end = addr + length
         run_off = run_len = None
         while cur < end:
-            page = page_down(cur)
-            frame = self._page_frame(page, write) + (cur - page)
-            n = min(page + PAGE, end) - cur
-            if run_off is not None and run_off + run_len == frame:
-                run_len += n
-            else:
-                if run_off is not None:
-                    out.append(mv[run_off:run_off + run_len])
-                run_off, run_len = frame, n
-            cur += n
+            v = self.find(cur)
+            if v is None:
+                raise SysError(errno.EFAULT)
+            stop = min(end, v.end)
+            if (not v.overrides and v.prot != PROT_NONE
+                    and (not write or (v.prot & PROT_WRITE
+                                       and (v.shared or not v.region.shared_with_others(self))))):
+                # The common case: no private copies and nothing to break, so the part of
+                # the range inside this VMA is one run of the memory file.
+                frame = v.region.off + (v.rpg * PAGE) + (cur - v.start)
+                n = stop - cur
+                if run_off is not None and run_off + run_len == frame:
+                    run_len += n
+                else:
+                    if run_off is not None:
+                        out.append(mv[run_off:run_off + run_len])
+                    run_off, run_len = frame, n
+                cur = stop
+                continue
+            while cur < stop:
+                page = page_down(cur)
+                frame = self._page_frame(page, write) + (cur - page)
+                n = min(page + PAGE, stop) - cur
+                if run_off is not None and run_off + run_len == frame:
+                    run_len += n
+                else:
+                    if run_off is not None:
+                        out.append(mv[run_off:run_off + run_len])
+                    run_off, run_len = frame, n
+                cur += n
         out.append(mv[run_off:run_off + run_len])
         return out
 

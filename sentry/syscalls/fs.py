@@ -212,12 +212,26 @@ def _write_views(t, fd, views, offset):
 
 
 def _read(t, fd, buf, count, offset):
-    t.fdtable.get(s32(fd))          # EBADF before EFAULT, as Linux orders them
+    desc = t.fdtable.get(s32(fd))   # EBADF before EFAULT, as Linux orders them
+    if not desc.stream and not isinstance(desc, SocketFile):
+        # Regular files and directories never wait: no generator on the hot path (a file
+        # that does want to wait after all falls back to the waiting path).
+        try:
+            return desc.read(_buffer(t, buf, count, True), offset)
+        except WouldBlock:
+            pass
     return _read_views(t, fd, _buffer(t, buf, count, True), offset)
 
 
 def _write(t, fd, buf, count, offset):
-    t.fdtable.get(s32(fd))
+    desc = t.fdtable.get(s32(fd))
+    if not desc.stream and not isinstance(desc, SocketFile):
+        try:
+            return _check_write_result(t, desc.write(_buffer(t, buf, count, False), offset))
+        except WouldBlock:
+            pass
+        except SysError as e:
+            return _check_write_result(t, -e.errno)
     return _write_views(t, fd, _buffer(t, buf, count, False), offset)
 
 
