@@ -82,7 +82,6 @@ class PtraceAddressSpace(PlatformAddressSpace):
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.platform.dead_pids.add(self.pid)
             self.pid = 0
 
 
@@ -174,7 +173,6 @@ class PtracePlatform(Platform):
         self.memfile = memfile
         self.scratch = ffi.new("struct user_regs_struct*")
         self.contexts: dict[int, PtraceContext] = {}
-        self.dead_pids: set[int] = set()
         self.leaving: dict[int, PtraceContext] = {}   # released while running: exit at next stop
         # SIGCHLD (a tracee stopped) is blocked and read from a signalfd the loop polls.
         # Threads created later inherit the mask; children get it reset by the stub.

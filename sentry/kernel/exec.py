@@ -116,8 +116,7 @@ def load(kernel, task, path: bytes, argv: list, envp: list, depth=0, dir=None) -
             mm.stack_top = STACK_TOP
             mm.mmap_base = STACK_TOP - stack_size - (1 << 28)
             tg = task.tg
-            auxv = [(33, 0)] if False else []
-            auxv += [(AT_HWCAP, 0x178bfbff), (AT_PAGESZ, PAGE), (AT_CLKTCK, 100),
+            auxv = [(AT_HWCAP, 0x178bfbff), (AT_PAGESZ, PAGE), (AT_CLKTCK, 100),
                      (AT_PHDR, plan.phdr_addr), (AT_PHENT, 56), (AT_PHNUM, image.phnum),
                      (AT_BASE, interp_base), (AT_FLAGS, 0), (AT_ENTRY, plan.entry),
                      (AT_UID, tg.uid), (AT_EUID, tg.euid), (AT_GID, tg.gid),

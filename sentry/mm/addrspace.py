@@ -62,7 +62,11 @@ class Region:
             return
         self.users.pop(aspace, None)
         if not self.users:
-            self.memfile.release(self.off, self.npages)
+            self.last_user_gone()
+
+    def last_user_gone(self):
+        """Anonymous memory: nobody maps it any more, so it goes back to the host."""
+        self.memfile.release(self.off, self.npages)
 
     def shared_with_others(self, aspace) -> bool:
         return len(self.users) > 1 or aspace not in self.users
@@ -442,11 +446,9 @@ class AddressSpace:
             return []
         if addr < 0 or addr + length > self.max_addr or addr + length < addr:
             raise SysError(errno.EFAULT)
-        out = []
-        mv = self.memfile.view
+        pieces = []               # (memory-file offset, length), in address order
         cur = addr
         end = addr + length
-        run_off = run_len = None
         while cur < end:
             v = self.find(cur)
             if v is None:
@@ -457,28 +459,27 @@ class AddressSpace:
                                        and (v.shared or not v.region.shared_with_others(self))))):
                 # The common case: no private copies and nothing to break, so the part of
                 # the range inside this VMA is one run of the memory file.
-                frame = v.region.off + (v.rpg * PAGE) + (cur - v.start)
-                n = stop - cur
-                if run_off is not None and run_off + run_len == frame:
-                    run_len += n
-                else:
-                    if run_off is not None:
-                        out.append(mv[run_off:run_off + run_len])
-                    run_off, run_len = frame, n
+                pieces.append((v.region.off + v.rpg * PAGE + (cur - v.start), stop - cur))
                 cur = stop
                 continue
             while cur < stop:
                 page = page_down(cur)
-                frame = self._page_frame(page, write) + (cur - page)
                 n = min(page + PAGE, stop) - cur
-                if run_off is not None and run_off + run_len == frame:
-                    run_len += n
-                else:
-                    if run_off is not None:
-                        out.append(mv[run_off:run_off + run_len])
-                    run_off, run_len = frame, n
+                pieces.append((self._page_frame(page, write) + (cur - page), n))
                 cur += n
-        out.append(mv[run_off:run_off + run_len])
+        # Merge pieces that are contiguous in the memory file into one view each.
+        mv = self.memfile.view
+        off, ln = pieces[0]
+        if len(pieces) == 1:
+            return [mv[off:off + ln]]
+        out = []
+        for f, n in pieces[1:]:
+            if off + ln == f:
+                ln += n
+            else:
+                out.append(mv[off:off + ln])
+                off, ln = f, n
+        out.append(mv[off:off + ln])
         return out
 
     def read(self, addr: int, length: int) -> bytes:

@@ -113,14 +113,8 @@ class FileRegion(Region):
         self.users = {}
         self.filemap = filemap
 
-    def drop_user(self, aspace):
-        n = self.users.get(aspace, 0) - 1
-        if n > 0:
-            self.users[aspace] = n
-            return
-        self.users.pop(aspace, None)
-        if not self.users:
-            self.filemap.retire()
+    def last_user_gone(self):
+        self.filemap.retire()
 
     def note_writable(self):
         self.filemap.dirty = True
