@@ -21,12 +21,15 @@ class Sizes:
     memory_reps: int
     idle_s: float         # how long the idle `sleep` lives for the memory sample
     timeout_s: float      # per run
+    cpu_steps: int        # multiply-adds of the CPU-bound loop
 
 
 FULL = Sizes(file_bytes=256 * MiB, loop_ms=1000, rand_reads=20000, pipe_bytes=256 * MiB,
-             reps=3, startup_reps=5, memory_reps=2, idle_s=2.5, timeout_s=60)
+             reps=3, startup_reps=5, memory_reps=2, idle_s=2.5, timeout_s=60,
+             cpu_steps=300_000_000)
 QUICK = Sizes(file_bytes=16 * MiB, loop_ms=150, rand_reads=1000, pipe_bytes=16 * MiB,
-              reps=2, startup_reps=2, memory_reps=1, idle_s=1.5, timeout_s=30)
+              reps=2, startup_reps=2, memory_reps=1, idle_s=1.5, timeout_s=30,
+              cpu_steps=100_000_000)
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,16 @@ class Measurement:
     block: int = 0                   # block size of read/write modes
     floors: bool = False             # the floors run it too
     quick: bool = False              # part of --quick
+    per_op: bool = True              # figure per op (latency loops) or for the whole run
     tags: tuple = field(default=())
 
     def args(self, sizes: Sizes, directory: str, forkexec_prog: str = "/bin/true") -> list:
         """iobench arguments after the mode."""
         m, s = self.mode, sizes
-        if m == "getppid":
+        if m in ("getppid", "mmaploop"):
             return [str(s.loop_ms)]
+        if m == "cpuloop":
+            return [str(s.cpu_steps)]
         if m in ("seqread", "seqwrite"):
             name = "data" if m == "seqread" else "written"
             return [f"{directory}/{name}", str(s.file_bytes), str(self.block)]
@@ -64,7 +70,7 @@ class Measurement:
         """The reported figure from a RESULT line."""
         if self.unit == "MiB/s":
             return result["bytes"] / MiB / (result["ns"] / 1e9)
-        per_op_ns = result["ns"] / result["ops"]
+        per_op_ns = result["ns"] / result["ops"] if self.per_op else result["ns"]
         if self.unit == "µs":
             return per_op_ns / 1e3
         if self.unit == "ms":
@@ -97,6 +103,10 @@ def measurements() -> list:
                     "higher", "pipe", quick=True),
         Measurement("forkexec", "fork + exec + wait of /bin/true", "ms", "lower", "forkexec",
                     quick=True),
+        Measurement("mmaploop", "mmap 1 MiB anonymous + write each of its 256 pages + munmap",
+                    "ms", "lower", "mmaploop", quick=True),
+        Measurement("cpuloop", "CPU-bound loop (multiply-add chain; 300 M steps, 100 M in "
+                    "--quick)", "ms", "lower", "cpuloop", quick=True, per_op=False),
         Measurement("startup", "whole-process start-up of /bin/true (wall clock)", "ms",
                     "lower", "startup", quick=True),
         Measurement("memory", "idle memory of `sleep`: peak RSS summed over all processes",

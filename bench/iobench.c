@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -375,6 +376,62 @@ static int mode_forkexec(char **a) {      /* MS PROGRAM */
     return 0;
 }
 
+/* One op: map 1 MiB of fresh anonymous memory, write one byte into each of its 256 pages,
+ * unmap it. Fresh pages must read as zero and keep what was written, so a runtime that
+ * maps the wrong frame or skips the unmap's effect is caught. */
+static int mode_mmaploop(char **a) {      /* MS */
+    enum { SIZE = 1 << 20, PAGE = 4096 };
+    unsigned char tag = 0;
+    TIMED_LOOP("mmaploop", arg_ll(a[0]), "-", {
+        unsigned char *p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) die("mmap");
+        tag++;
+        for (size_t off = 0; off < SIZE; off += PAGE) p[off] = (unsigned char)(tag + (off >> 12));
+        for (size_t off = 0; off < SIZE; off += PAGE) {
+            if (p[off] != (unsigned char)(tag + (off >> 12)))
+                fail("verify", "mmaploop: a page lost what was written");
+            if (p[off + PAGE - 1] != 0) fail("verify", "mmaploop: a fresh page is not zero");
+        }
+        if (munmap(p, SIZE) != 0) die("munmap");
+    });
+    return 0;
+}
+
+/* x -> x*MUL + ADD (mod 2^64), N times: one multiply-add per step in a dependency chain, so
+ * neither the compiler nor the CPU can shorten it. */
+#define LCG_MUL 6364136223846793005ull
+#define LCG_ADD 1442695040888963407ull
+
+/* The same N steps composed by repeated squaring of the affine map (O(log N)): checks that
+ * the loop really ran to the end. */
+static uint64_t lcg_jump(uint64_t x, unsigned long long n) {
+    uint64_t mul = LCG_MUL, add = LCG_ADD;            /* the map for 2^k steps */
+    while (n) {
+        if (n & 1) x = x * mul + add;
+        add = add * mul + add;
+        mul = mul * mul;
+        n >>= 1;
+    }
+    return x;
+}
+
+static int mode_cpuloop(char **a) {       /* STEPS */
+    unsigned long long steps = (unsigned long long)arg_ll(a[0]);
+    if (steps == 0) fail("argument", "cpuloop needs at least one step");
+    volatile uint64_t seed = 12345;               /* unknown to the compiler */
+    uint64_t x = seed;
+    int64_t t0 = now_ns();
+    for (unsigned long long i = 0; i < steps; i++) {
+        x = x * LCG_MUL + LCG_ADD;
+        __asm__ volatile("" : "+r"(x));           /* keep it a loop, not a closed form */
+    }
+    int64_t ns = now_ns() - t0;
+    if (x != lcg_jump(seed, steps)) fail("verify", "cpuloop: wrong result");
+    result("cpuloop", (long long)steps, ns, 0, "-");
+    return 0;
+}
+
 /* Availability check: a few syscalls with known answers. */
 static int mode_probe(char **a) {
     (void)a;
@@ -395,6 +452,7 @@ static const struct mode MODES[] = {
     {"randread", 3, mode_randread}, {"openclose", 2, mode_openclose},
     {"stat", 2, mode_stat},         {"getdents", 2, mode_getdents},
     {"pipe", 1, mode_pipe},         {"forkexec", 2, mode_forkexec},
+    {"mmaploop", 1, mode_mmaploop}, {"cpuloop", 1, mode_cpuloop},
 };
 
 int main(int argc, char **argv) {

@@ -97,6 +97,26 @@ def test_iobench_verifies_what_it_reads(tmp_path, iobench):
     assert not bad.ok and "wrong data" in bad.error
 
 
+def test_iobench_mmaploop_and_cpuloop_report_what_the_plan_derives(iobench):
+    plan = {m.key: m for m in io_plan.measurements()}
+    loop = run([iobench, "mmaploop", "20"], timeout=30)
+    assert loop.ok, loop.error
+    assert loop.result["mode"] == "mmaploop" and loop.result["ops"] >= 1
+    per_iter_ms = plan["mmaploop"].derive(loop.result)
+    assert per_iter_ms == pytest.approx(loop.result["ns"] / loop.result["ops"] / 1e6)
+    cpu = run([iobench, "cpuloop", "1000003"], timeout=30)
+    assert cpu.ok, cpu.error
+    assert cpu.result["ops"] == 1000003
+    # The CPU loop is reported as the time of the whole run, not per step.
+    assert plan["cpuloop"].derive(cpu.result) == pytest.approx(cpu.result["ns"] / 1e6)
+    assert plan["cpuloop"].args(io_plan.QUICK, "") == [str(io_plan.QUICK.cpu_steps)]
+
+
+def test_iobench_cpuloop_rejects_zero_steps(iobench):
+    out = run([iobench, "cpuloop", "0"], timeout=30)
+    assert not out.ok and "at least one step" in out.error
+
+
 # ---- runtimes: availability comes from a probe ----------------------------------------
 
 def test_native_passes_the_probe(iobench):
@@ -185,6 +205,50 @@ def test_targets_are_judged_from_medians_and_never_from_missing_figures():
     assert got["idle memory of the sandbox ≤ 60 MiB"]["met"] is True
     # gVisor failed on seqread: a comparison with it cannot be judged.
     assert all(t["runtime"] == "pysentry-ptrace" for t in got.values())
+
+
+def _with_kvm():
+    data = _synthetic()
+    data["runtimes"][-1].update(available=True, reason="")
+    data["runtimes"].append({"name": "kvm-floor", "label": "kvm floor", "kind": "floor",
+                             "available": True, "reason": ""})
+    vals = data["measurements"][0]["values"]
+    vals.update({"pysentry-kvm": _cell(40.0), "kvm-floor": _cell(32.0)})       # 40 ≤ 41.6
+    data["measurements"] += [
+        {"key": "mmaploop", "title": "mmap loop", "unit": "ms", "better": "lower",
+         "values": {"native": _cell(0.7), "pysentry-ptrace": _cell(1.5),
+                    "pysentry-kvm": _cell(0.76)}},                      # 0.76 > 0.5 × 1.5
+        {"key": "cpuloop", "title": "cpu loop", "unit": "ms", "better": "lower",
+         "values": {"native": _cell(400.0), "pysentry-ptrace": _cell(419.0),
+                    "pysentry-kvm": _cell(421.0)}},                     # limit 420
+        {"key": "startup", "title": "start-up", "unit": "ms", "better": "lower",
+         "values": {"native": _cell(1.0), "pysentry-ptrace": _cell(300.0),
+                    "pysentry-kvm": _cell(300.0)}},                     # equal: no slower
+    ]
+    return data
+
+
+def test_kvm_targets_compare_with_the_kvm_floor_ptrace_and_native():
+    got = {(t["runtime"], t["target"]): t for t in report_io.judged_targets(_with_kvm())}
+    kvm = "pysentry-kvm"
+    assert got[(kvm, "getppid round trip on KVM ≤ 1.3× the KVM floor")]["met"] is True
+    assert got[(kvm, "mmap/touch/munmap 1 MiB on KVM ≥ 2× faster than on ptrace")]["met"] is False
+    assert got[(kvm, "start-up of /bin/true on KVM no slower than on ptrace")]["met"] is True
+    assert got[(kvm, "CPU-bound loop within 5% of native")]["met"] is False
+    assert got[("pysentry-ptrace", "CPU-bound loop within 5% of native")]["met"] is True
+    # The ptrace floor judges only the ptrace platform; KVM targets only KVM.
+    assert (kvm, "getppid round trip ≤ 1.5× the ptrace floor") not in got
+    assert not any(rt == "pysentry-ptrace" and "KVM" in text for rt, text in got)
+
+
+def test_kvm_targets_are_not_measured_without_ptrace():
+    data = _with_kvm()
+    for m in data["measurements"]:
+        m["values"].pop("pysentry-ptrace", None)
+    data["runtimes"] = [r for r in data["runtimes"] if r["name"] != "pysentry-ptrace"]
+    got = {t["target"]: t for t in report_io.judged_targets(data)}
+    t = got["mmap/touch/munmap 1 MiB on KVM ≥ 2× faster than on ptrace"]
+    assert t["met"] is None and "pysentry-ptrace" in t["detail"]
 
 
 def test_io_markdown_states_unavailable_and_failed_plainly(tmp_path):
