@@ -177,7 +177,11 @@ class AddressSpace:
                 k.mapped = v.mapped
                 self._insert(k)
             # Exclusively owned base pages that nobody maps any more go back to the host.
-            if not v.region.shared_with_others(self) and not v.shared:
+            # When this drop is the anonymous Region's last use, drop_user releases the whole
+            # run instead, and the memory file may recycle it with its pages still resident.
+            last_use = (not keep and v.region.filemap is None
+                        and v.region.users.get(self) == 1 and len(v.region.users) == 1)
+            if not last_use and not v.region.shared_with_others(self) and not v.shared:
                 off = v.region.off + (v.rpg + ((gone_lo - v.start) >> 12)) * PAGE
                 self.memfile.release_inplace(off, (gone_hi - gone_lo) >> 12)
             v.region.drop_user(self)
