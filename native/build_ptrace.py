@@ -12,6 +12,7 @@ unsigned long ps_stub_syscall_addr(void);
 long ps_inject(int tid, struct user_regs_struct *scratch, long nr,
                unsigned long a0, unsigned long a1, unsigned long a2,
                unsigned long a3, unsigned long a4, unsigned long a5, int *new_tid);
+long ps_inject_batch(int tid, struct user_regs_struct *scratch, unsigned long entries, long n);
 int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig);
 int ps_getregs(int tid, struct user_regs_struct *regs);
 int ps_setregs(int tid, struct user_regs_struct *regs);
@@ -29,6 +30,8 @@ int ps_spin_wait(int usec);
 int ps_sigchld_fd(void);
 #define PS_STUB_BASE ...
 #define PS_STUB_MEMFD ...
+#define PS_STUB_BATCH ...
+#define PS_BATCH_ENTRY_WORDS ...
 """)
 ffibuilder.set_source(
     "pysentry.native._ptrace",

@@ -27,10 +27,10 @@
  * every mapping but its own page, stops itself, and from then on is only an injection
  * point: the tracer points rip at ps_stub_syscall with the registers of a syscall, lets it
  * run with PTRACE_CONT, and collects the result at the int3. It uses no stack. */
-extern const char ps_stub_start[], ps_stub_syscall[], ps_stub_end[];
+extern const char ps_stub_start[], ps_stub_syscall[], ps_stub_batch[], ps_stub_end[];
 __asm__(
     ".pushsection .rodata\n"
-    ".globl ps_stub_start\n.globl ps_stub_syscall\n.globl ps_stub_end\n"
+    ".globl ps_stub_start\n.globl ps_stub_syscall\n.globl ps_stub_batch\n.globl ps_stub_end\n"
     "ps_stub_start:\n"
     "  mov %rdi, %r15\n"
     "  mov $11, %eax\n  xor %edi, %edi\n  mov %r15, %rsi\n  syscall\n"          /* munmap(0, base) */
@@ -39,6 +39,18 @@ __asm__(
     "  mov $39, %eax\n  syscall\n  mov %rax, %rdi\n  mov $19, %esi\n  mov $62, %eax\n  syscall\n" /* kill(getpid(), SIGSTOP) */
     "ps_stub_syscall:\n"
     "  syscall\n  int3\n  jmp ps_stub_syscall\n"
+    /* A batch: r12 points at r13 entries of PS_BATCH_ENTRY_WORDS quadwords (nr, a0..a5),
+     * in the stub's read-only batch page. Stops at the int3 after the last entry, or at
+     * the first that fails (rax in [-4095, -1]) with r13 = entries not done, that one
+     * included. */
+    "ps_stub_batch:\n"
+    "1: test %r13, %r13\n  jz 2f\n"
+    "  mov (%r12), %rax\n  mov 8(%r12), %rdi\n  mov 16(%r12), %rsi\n  mov 24(%r12), %rdx\n"
+    "  mov 32(%r12), %r10\n  mov 40(%r12), %r8\n  mov 48(%r12), %r9\n"
+    "  syscall\n"
+    "  cmp $-4095, %rax\n  jae 2f\n"
+    "  add $56, %r12\n  dec %r13\n  jmp 1b\n"
+    "2: int3\n  jmp 2b\n"
     "ps_stub_end:\n"
     ".popsection\n");
 
@@ -151,6 +163,34 @@ long ps_inject(int tid, struct user_regs_struct *r, long nr,
     }
     if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
     return (long)r->rax;
+}
+
+/* Run `n` syscalls described in the stub's batch page (at `entries` in the stub) in
+ * stopped thread `tid`, in one round trip. Returns how many succeeded (n when all did;
+ * then the failing one's result is in scratch->rax), or <= -100000 as ps_inject. No
+ * clone-family calls here: their event stops are not handled. */
+long ps_inject_batch(int tid, struct user_regs_struct *r, unsigned long entries, long n) {
+    if (n <= 0) return 0;
+    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
+    r->rip = PS_STUB_BASE + (unsigned long)(ps_stub_batch - ps_stub_start);
+    r->orig_rax = (unsigned long)-1;
+    r->r12 = entries;
+    r->r13 = (unsigned long)n;
+    if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0) return -100000 - errno;
+    if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return -100000 - errno;
+    int status;
+    for (;;) {
+        int err = wait_tid(tid, &status);
+        if (err) return -100000 + err;
+        if (!WIFSTOPPED(status)) return -100000 - ESRCH;
+        int sig = WSTOPSIG(status);
+        if (sig == SIGTRAP) break;
+        if (sig != SIGSTOP) return -200000 - sig;     /* a fault inside the stub */
+        ptrace(PTRACE_CONT, tid, 0, 0);
+    }
+    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
+    if (r->r13 > (unsigned long)n) return -100000 - EIO;
+    return n - (long)r->r13;
 }
 
 int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig) {

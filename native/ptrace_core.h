@@ -11,12 +11,17 @@
 #define PS_STUB_BASE 0x7fffffff0000UL
 #define PS_STUB_SIZE 0x1000UL
 #define PS_STUB_MEMFD 3
+/* Each stub maps one page of the memory file read-only here: the sentry writes batches of
+ * syscalls into it through its own mapping (the application cannot write it). */
+#define PS_STUB_BATCH (PS_STUB_BASE + PS_STUB_SIZE)
+#define PS_BATCH_ENTRY_WORDS 7
 
 int ps_stub_spawn(int memfd);            /* template stub: returns pid (stopped) or -errno */
 unsigned long ps_stub_syscall_addr(void);/* rip of the injection point ("syscall; int3") */
 long ps_inject(int tid, struct user_regs_struct *scratch, long nr,
                unsigned long a0, unsigned long a1, unsigned long a2,
                unsigned long a3, unsigned long a4, unsigned long a5, int *new_tid);
+long ps_inject_batch(int tid, struct user_regs_struct *scratch, unsigned long entries, long n);
 int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig);
 int ps_getregs(int tid, struct user_regs_struct *regs);
 int ps_setregs(int tid, struct user_regs_struct *regs);

@@ -5,6 +5,7 @@ address spaces (ranges of the memory file mapped at application addresses) and c
 (threads of application execution). Contexts run concurrently; their events are collected
 by the kernel's event loop through `event_fd()` + `poll_events()`.
 """
+import contextlib
 from dataclasses import dataclass
 
 # Event kinds a context reports.
@@ -26,6 +27,11 @@ class Event:
 class PlatformAddressSpace:
     """Application address space. Ranges map offsets of the memory file (MAP_SHARED)."""
 
+    # True when mapping a range costs about the same whatever its size and however many
+    # ranges go in one batch() (ptrace: host mmaps are lazy, the round trip is the cost):
+    # the kernel then maps every VMA at once instead of one per fault. Optional.
+    map_ahead = False
+
     def map_memfile(self, addr: int, length: int, offset: int, prot: int) -> None:
         raise NotImplementedError
 
@@ -37,6 +43,13 @@ class PlatformAddressSpace:
 
     def release(self) -> None:
         raise NotImplementedError
+
+    def batch(self):
+        """A context manager: map/unmap/protect calls made inside may be deferred and
+        carried out together, in order, when the outermost block ends (before it returns).
+        Use it only around a sequence of changes that the kernel makes without handing
+        control to anything else. Optional: the default carries each call out at once."""
+        return contextlib.nullcontext()
 
 
 class PlatformContext:

@@ -245,12 +245,57 @@ def test_fork_shares_the_pages_and_spans_are_reused(memfile, tmpfile):
     assert desc.inode in filemap._live                  # the child still maps it
     child.release()
     assert desc.inode not in filemap._live
+    assert filemap._idle.get(desc.inode) is fm          # idle: its pages are kept
+    desc.write([memoryview(b"by write()")], 0)          # a write through the sentry drops it
+    assert desc.inode not in filemap._idle
     bump = memfile._bump
     mm = _aspace(memfile)
     again = _map(mm, desc, 0x200000, PAGE)
     assert again is not fm and again.region.off == fm.region.off   # the span came back
     assert memfile._bump == bump
+    assert mm.read(0x200000, 10) == b"by write()"
     mm.release()
+
+
+def test_an_idle_file_map_is_taken_back_only_while_the_file_is_unchanged(memfile, tmpfile):
+    desc = tmpfile
+    desc.write([memoryview(b"first" * 1000)], 0)
+    mm = _aspace(memfile)
+    fm = _map(mm, desc, 0x700000, 2 * PAGE, prot=PROT_READ, shared=False)
+    mm.release()
+    assert filemap._idle.get(desc.inode) is fm
+    mm = _aspace(memfile)
+    assert _map(mm, desc, 0x700000, 2 * PAGE, prot=PROT_READ, shared=False) is fm
+    assert desc.inode not in filemap._idle              # live again, not both
+    mm.release()
+    # Behind the FileMap's back (as a host change seen by stat() would be): new attributes,
+    # so the idle pages are not used again.
+    desc.inode.write(0, [memoryview(b"SECOND")])
+    mm = _aspace(memfile)
+    again = _map(mm, desc, 0x700000, 2 * PAGE, prot=PROT_READ, shared=False)
+    assert again is not fm
+    assert mm.read(0x700000, 8) == b"SECONDir"
+    mm.release()
+    got = bytearray(6)
+    desc.read([memoryview(got)], 0)                     # read() while idle: the filesystem
+    assert got == b"SECOND"
+
+
+def test_idle_file_maps_are_bounded(memfile):
+    v = VirtualFS(TmpFS())
+    ctx = v.root_context(Creds())
+    descs = []
+    for i in range(filemap.IDLE_MAX_FILES + 3):
+        d = v.openat(ctx, None, b"/f%d" % i, os.O_CREAT | os.O_RDWR, 0o644)
+        d.write([memoryview(b"x" * PAGE)], 0)
+        mm = _aspace(memfile)
+        _map(mm, d, 0x100000, PAGE, prot=PROT_READ, shared=False)
+        mm.release()
+        descs.append(d)
+    assert len(filemap._idle) <= filemap.IDLE_MAX_FILES
+    assert descs[-1].inode in filemap._idle and descs[0].inode not in filemap._idle
+    for d in descs:
+        d.decref()
 
 
 def test_read_only_private_mappings_share_file_pages_until_written(memfile, tmpfile):

@@ -134,3 +134,68 @@ def test_uid_gid_changes_follow_linux_and_a_drop_is_final():
     # After setreuid(1001, -1) the saved uid is 1001: root cannot be regained, and files
     # the host reserves for root (/etc/shadow) stay closed.
     assert_same([compile_c("creds")])
+
+
+def test_fork_exec_loop_keeps_every_process_memory_its_own():
+    """Many fork/exec/exit rounds (stubs and their threads are reused, pages the parent and
+    the children store into after fork are copied ahead): each side sees only its own
+    stores to the stack, globals and heap, children start from the parent's state at their
+    fork, exec'd programs run, and threads in children work."""
+    prog = compile_c(r'''
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int global[2048];
+static void *thread(void *p) { ((int *)p)[0] += 1000; return p; }
+int main(void) {
+    int *heap = malloc(64 * 1024);
+    memset(heap, 0, 64 * 1024);
+    for (int round = 0; round < 40; round++) {
+        volatile char stack[8192];
+        memset((char *)stack, round, sizeof stack);
+        global[round] = round;
+        heap[round * 100] = round;
+        pid_t c = fork();
+        if (c == 0) {
+            int ok = stack[100] == (char)round && global[round] == round &&
+                     heap[round * 100] == round && (round == 0 || global[round - 1] == round - 1);
+            memset((char *)stack, 0x55, sizeof stack);
+            global[round] = -1;
+            heap[round * 100] = -1;
+            if (round % 3 == 0) {
+                char *argv[] = {"/bin/true", NULL}, *envp[] = {NULL};
+                execve("/bin/true", argv, envp);
+                _exit(100);
+            }
+            if (round % 3 == 1) {
+                pthread_t t;
+                int v = round;
+                pthread_create(&t, NULL, thread, &v);
+                pthread_join(t, NULL);
+                ok = ok && v == round + 1000;
+            }
+            _exit(ok ? 7 : 9);
+        }
+        stack[200] = 'p';
+        global[round] += 1;
+        int st;
+        if (waitpid(c, &st, 0) != c) return 1;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        printf("round %d child %d parent sees %d %d %d %d\n", round, code, stack[100],
+               stack[200], global[round], heap[round * 100]);
+    }
+    return 0;
+}''', static=False)
+    assert_same([prog])
+
+
+def test_exec_runs_the_program_as_rewritten_between_runs():
+    """Program text comes from the file's page cache, kept between execs: rewriting the
+    file (cp truncates and writes it; cat > as well) must show at the next exec."""
+    script = ('p=/tmp/pysentry-exec-rewrite-$$; cp /bin/true $p; $p; echo $?; '
+              'cp /bin/false $p; $p; echo $?; cat /bin/true > $p; $p; echo $?; '
+              '$p; echo $?; rm -f $p')
+    assert_same(["/bin/sh", "-c", script])

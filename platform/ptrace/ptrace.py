@@ -5,15 +5,26 @@ Layout of host processes:
   nothing else mapped, no capabilities, its own session, dies with the sentry;
 - per application address space, a stub process forked from the template by an injected
   fork(). Its first thread is the *control thread*: it never runs application code and is
-  always stopped, so the kernel can inject mmap/munmap/mprotect at any time;
+  always stopped, so the kernel can inject mmap/munmap/mprotect at any time. Each stub
+  also maps one page of the memory file read-only at PS_STUB_BATCH: the sentry writes a
+  list of syscalls there and the control thread runs them all in one round trip
+  (`batch()`);
+- a released address space's stub, once no thread of it runs, is kept in a small pool
+  (with its stopped threads, parked for reuse) for the next address space: forking a stub,
+  mapping its batch page and cloning a thread cost three round trips and a host fork.
+  Its old mappings are removed (one munmap of everything below the stub page) by the
+  first batch of its next user, which always comes before any of its threads runs again:
+  until then nothing executes in the stub, so the stale mappings reach nobody;
 - per application thread, a host thread of that stub process, cloned from the control
   thread. It runs application code under PTRACE_SYSEMU: its syscalls stop before they run
   and are served by the sentry.
 All ptrace requests come from the sentry's loop thread (the tracer).
 """
+import contextlib
 import errno
 import os
 import signal
+import struct
 
 from pysentry.native._ptrace import ffi, lib
 from pysentry.sentry.platform import (EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL, Event,
@@ -37,52 +48,157 @@ def _check_inject(result: int, what: str) -> int:
     return result
 
 
+def _check_result(call, r: int) -> None:
+    """A failed mmap/mprotect in a stub is the stub's failure; a failed munmap is ignored
+    (there is nothing it could leave mapped that the model relies on)."""
+    nr, a0, a1 = call[:3]
+    if nr == SYS_MMAP and r != a0 or nr == SYS_MPROTECT and r < 0:
+        raise StubError(f"stub syscall {nr}({a0:#x}, {a1:#x}, ...) -> {r}")
+
+
+PROT_READ = 1
+ENTRY = struct.Struct("<7Q")                 # one batch entry: nr, a0..a5
+BATCH_MAX = 4096 // ENTRY.size               # entries per round trip (one page)
+POOL_MAX = 8                                 # released stubs kept for reuse
+
+
 class PtraceAddressSpace(PlatformAddressSpace):
+    map_ahead = True                 # host mmaps are lazy: the round trip is the cost
+
     def __init__(self, platform: "PtracePlatform"):
         self.platform = platform
+        self.threads = 0             # host threads serving application threads
+        # Host threads of released contexts, kept stopped for the next new_thread(): a
+        # thread holds nothing of its last task once its registers and FPU state are
+        # replaced (application code cannot change host state without a syscall).
+        self.parked: list[int] = []
+        self._queue = None           # deferred calls while inside batch(), else None
+        self._depth = 0
+        self._reset = False          # a reused stub: its old mappings are still there
+        if platform.spare:
+            self.pid, self.batch_off, self.parked = platform.spare.pop()
+            self._reset = True
+            return
         new = ffi.new("int*")
         r = _check_inject(lib.ps_inject(platform.template, platform.scratch, SYS_FORK,
                                         0, 0, 0, 0, 0, 0, new), "fork")
         if r < 0 or new[0] <= 0:
             raise StubError(f"stub fork failed: {r}")
         self.pid = new[0]            # host pid of the stub process = its control thread
-        self.threads = 0
+        self.batch_off = platform.memfile.alloc(1)
+        try:
+            r = self._inject(SYS_MMAP, lib.PS_STUB_BATCH, 4096, PROT_READ,
+                             MAP_SHARED | MAP_FIXED, lib.PS_STUB_MEMFD, self.batch_off)
+            if r != lib.PS_STUB_BATCH:
+                raise StubError(f"stub batch page mmap -> {r}")
+        except StubError:
+            self._kill()
+            raise
 
     def _inject(self, nr, *args) -> int:
         args = list(args) + [0] * (6 - len(args))
         return _check_inject(lib.ps_inject(self.pid, self.platform.scratch, nr, *args, ffi.NULL),
                              f"syscall {nr}")
 
+    def _call(self, nr, *args) -> None:
+        """Run one call now, or queue it inside batch() (a failure raises at the flush)."""
+        call = (nr,) + args + (0,) * (6 - len(args))
+        if self._queue is not None:
+            self._queue.append(call)
+        else:
+            self._execute([call])
+
+    def _execute(self, calls):
+        if self._reset:
+            self._reset = False
+            calls = [(SYS_MUNMAP, 0, lib.PS_STUB_BASE, 0, 0, 0, 0)] + calls
+        if calls:
+            self._run_batch(calls)
+
+    def settle(self):
+        """Before any thread of the stub runs: the pending reset of a reused stub."""
+        if self._reset:
+            self._execute([])
+
     def map_memfile(self, addr, length, offset, prot):
-        r = self._inject(SYS_MMAP, addr, length, prot, MAP_SHARED | MAP_FIXED,
-                         lib.PS_STUB_MEMFD, offset)
-        if r != addr:
-            raise StubError(f"stub mmap({addr:#x}, {length:#x}) -> {r}")
+        self._call(SYS_MMAP, addr, length, prot, MAP_SHARED | MAP_FIXED, lib.PS_STUB_MEMFD,
+                   offset)
 
     def unmap(self, addr, length):
-        self._inject(SYS_MUNMAP, addr, length)
+        self._call(SYS_MUNMAP, addr, length)
 
     def protect(self, addr, length, prot):
-        r = self._inject(SYS_MPROTECT, addr, length, prot)
-        if r < 0:
-            raise StubError(f"stub mprotect({addr:#x}, {length:#x}) -> {r}")
+        self._call(SYS_MPROTECT, addr, length, prot)
+
+    @contextlib.contextmanager
+    def batch(self):
+        if self._depth == 0:
+            self._queue = []
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                queue, self._queue = self._queue, None
+                if queue and self.pid:
+                    self._execute(queue)
+
+    def _run_batch(self, calls):
+        """Run the calls in order in the control thread, BATCH_MAX per round trip."""
+        if len(calls) == 1:
+            _check_result(calls[0], self._inject(*calls[0]))
+            return
+        view = self.platform.memfile.view
+        base = self.batch_off
+        scratch = self.platform.scratch
+        i = 0
+        while i < len(calls):
+            chunk = calls[i:i + BATCH_MAX]
+            view[base:base + len(chunk) * ENTRY.size] = b"".join(ENTRY.pack(*c) for c in chunk)
+            done = _check_inject(lib.ps_inject_batch(self.pid, scratch, lib.PS_STUB_BATCH,
+                                                     len(chunk)), "batch")
+            i += done
+            if done < len(chunk):        # calls[i] failed: the stub stopped there
+                _check_result(calls[i], scratch.rax - (1 << 64))
+                i += 1
 
     def new_thread(self) -> int:
+        self.threads += 1
+        if self.parked:
+            return self.parked.pop()
         new = ffi.new("int*")
         r = _check_inject(lib.ps_inject(self.pid, self.platform.scratch, SYS_CLONE,
                                         CLONE_THREAD_FLAGS, 0, 0, 0, 0, 0, new), "clone")
         if r < 0 or new[0] <= 0:
+            self.threads -= 1
             raise StubError(f"stub clone failed: {r}")
-        self.threads += 1
         return new[0]
 
     def release(self):
-        if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if not self.pid:
+            return
+        self._queue = None
+        platform = self.platform
+        reusable = (self.threads == 0 and len(platform.spare) < POOL_MAX
+                    and not any(c.aspace is self for c in platform.leaving.values()))
+        if reusable:
+            # Once emptied (by its next user), the stub is as the template left it: code
+            # and batch pages only (an application thread changes nothing else without a
+            # syscall, and its parked threads get new registers and FPU state).
+            platform.spare.append((self.pid, self.batch_off, self.parked))
+            self.parked = []
             self.pid = 0
+            return
+        self._kill()
+
+    def _kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.pid = 0
+        self.platform.memfile.release(self.batch_off, 1)
 
 
 class PtraceContext(PlatformContext):
@@ -99,6 +215,8 @@ class PtraceContext(PlatformContext):
         platform.contexts[self.tid] = self
 
     def resume(self):
+        if self.aspace._reset:
+            self.aspace.settle()
         r = lib.ps_resume(self.tid, self.regs, 1, 0)
         if r < 0:
             raise StubError(f"resume tid {self.tid}: {os.strerror(-r)}")
@@ -141,18 +259,24 @@ class PtraceContext(PlatformContext):
         if r < 0:
             raise StubError(f"SETREGSET xstate: {os.strerror(-r)}")
 
+    PARK_MAX = 2                      # parked host threads kept per stub
+
     def release(self):
-        """The host thread leaves: it runs exit(0) in the stub. A thread that is running
-        application code is first stopped (kicked); the exit happens at that stop."""
+        """The host thread leaves: a stopped one is parked in its stub for reuse, or runs
+        exit(0) there. A thread that is running application code is first stopped
+        (kicked); the exit happens at that stop."""
         if self.platform.contexts.pop(self.tid, None) is None:
             return
         self.task = None
-        self.aspace.threads -= 1
-        if not self.aspace.pid:
+        aspace = self.aspace
+        aspace.threads -= 1
+        if not aspace.pid:
             return                       # the whole stub process is gone already
         if self.running:
             self.platform.leaving[self.tid] = self
-            lib.ps_kick(self.aspace.pid, self.tid)
+            lib.ps_kick(aspace.pid, self.tid)
+        elif len(aspace.parked) < self.PARK_MAX:
+            aspace.parked.append(self.tid)
         else:
             self._exit_now()
 
@@ -173,6 +297,9 @@ class PtracePlatform(Platform):
         self.memfile = memfile
         self.scratch = ffi.new("struct user_regs_struct*")
         self.contexts: dict[int, PtraceContext] = {}
+        # Released stubs awaiting reuse: (pid, batch page offset, parked threads). Their old
+        # mappings go with the first batch of their next user (PtraceAddressSpace._reset).
+        self.spare: list[tuple[int, int, list]] = []
         self.leaving: dict[int, PtraceContext] = {}   # released while running: exit at next stop
         # SIGCHLD (a tracee stopped) is blocked and read from a signalfd the loop polls.
         # Threads created later inherit the mask; children get it reset by the stub.
@@ -255,6 +382,12 @@ class PtracePlatform(Platform):
     def shutdown(self):
         for ctx in list(self.contexts.values()):
             ctx.aspace.release()
+        for pid, _, _ in self.spare:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.spare = []
         try:
             os.kill(self.template, signal.SIGKILL)
         except ProcessLookupError:

@@ -2,10 +2,12 @@
 import errno
 import os
 
+from ..mm import filemap
 from ..mm.addrspace import AddressSpace, PROT_READ, PROT_WRITE, page_up
 from ..mm.elf import image_span, parse_elf, parse_shebang, plan_load, default_load_bias
 from ..mm.memfile import PAGE
 from ..mm.stack import build_initial_stack, arg_limit_for_rlimit
+from ..vfs.file import RegularFile
 from .errors import SysError
 
 AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 3, 4, 5, 6, 7, 8, 9
@@ -45,6 +47,16 @@ def _load_elf(mm, desc, header, bias_hint=None, stat=None, name=b""):
     for m in plan:
         if m.end > mm.max_addr:
             raise SysError(errno.ENOMEM)
+        if (isinstance(desc, RegularFile) and m.file_bytes and not m.prot & PROT_WRITE
+                and m.file_bytes == min(m.length, size - m.file_offset)):
+            # Program text is a plain private mapping of file pages, as mmap makes it: it
+            # maps the file's FileMap pages copy-on-write, so exec after exec of the same
+            # program reads and stores them once (filemap.py keeps them between execs).
+            with filemap.mapping(desc, mm.memfile, m.file_offset, m.length) as fm:
+                mm.map_file_pages(m.start, m.length, m.prot, False, fm.region,
+                                  m.file_offset // PAGE, name, m.file_offset, stat.dev,
+                                  stat.ino)
+            continue
 
         def fill(dst, m=m):
             if m.file_bytes:
@@ -131,6 +143,7 @@ def load(kernel, task, path: bytes, argv: list, envp: list, depth=0, dir=None) -
                                for a, b in st.auxv)
             mm.exe_name = exe_name
             mm.start_stack = STACK_TOP
+            mm.map_all()      # where the platform finds it cheaper than a fault per VMA
             return ExecImage(mm, entry, st.sp, mm.exe_name, argv[0] if argv else b"")
         except BaseException:
             mm.release()

@@ -14,12 +14,17 @@ Model:
   may only become writable if the file was opened for writing (`maywrite`, VM_MAYWRITE).
   A read-only MAP_PRIVATE file VMA (program text) uses that Region too: a FileMap's Region
   always counts as shared with others, so a private VMA over it is copy-on-write;
-- the platform's mappings are a cache of this model: a VMA is mapped into the platform on its
-  first fault (one host mapping for the Region run, plus one per override); anything mapped
-  there agrees with the model, with permissions no wider than it. Changes to the model
-  (munmap, mprotect, COW break, fork) update the platform at once.
+- the platform's mappings are a cache of this model: VMAs are mapped into the platform on a
+  fault (one host mapping for the Region run, plus one per override); anything mapped
+  there agrees with the model, with permissions no wider than it, and nothing is mapped
+  there outside VMAs marked `mapped`. Changes to the model (munmap, mprotect, COW break,
+  fork) update the platform before the operation returns. A fault maps every VMA not yet
+  mapped, not only the faulting one, in one platform batch: a program touches most of
+  its mappings soon (a fresh exec: text, data, bss, stack), and one batched round trip
+  costs less than a fault for each.
 """
 import bisect
+import contextlib
 import errno
 
 from ..kernel.errors import SysError
@@ -32,6 +37,13 @@ MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x0100, 0x100000
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 
 MMAP_MIN_ADDR = 0x10000
+COW_HOT_MAX = 16
+
+
+def _batch(pas):
+    """The platform's batch() (optional in the seam; test doubles may lack it)."""
+    batch = getattr(pas, "batch", None)
+    return batch() if batch is not None else contextlib.nullcontext()
 
 
 def page_down(x: int) -> int:
@@ -40,6 +52,12 @@ def page_down(x: int) -> int:
 
 def page_up(x: int) -> int:
     return (x + PAGE - 1) & ~(PAGE - 1)
+
+
+def _note_hot(pages: dict, page: int) -> None:
+    pages[page] = None
+    if len(pages) > COW_HOT_MAX:
+        del pages[next(iter(pages))]
 
 
 class Region:
@@ -125,6 +143,14 @@ class AddressSpace:
         self.start_code = self.end_code = self.start_data = self.end_data = 0
         self.start_stack = 0
         self.exe_location = None
+        # Pages whose copy-on-write copies were made on faults (insertion-ordered, bounded):
+        # after the next fork they are copied at once instead (fork(); the parent of a
+        # fork+exec loop stores into the same few pages every time).
+        self.cow_hot: dict[int, None] = {}
+        # The same for the pages our fork children copied (`cow_sink` of a child is its
+        # parent's `child_cow_hot`): a child's first stores are as predictable.
+        self.child_cow_hot: dict[int, None] = {}
+        self.cow_sink: dict[int, None] | None = None
 
     # ---- VMA bookkeeping -------------------------------------------------------------
     def _index(self):
@@ -160,6 +186,7 @@ class AddressSpace:
         hit = self._overlapping(start, end)
         if not hit:
             return
+        platform_has_some = any(v.mapped for v in hit)
         for v in hit:
             i = self.vmas.index(v)
             del self.vmas[i]
@@ -185,7 +212,7 @@ class AddressSpace:
                 off = v.region.off + (v.rpg + ((gone_lo - v.start) >> 12)) * PAGE
                 self.memfile.release_inplace(off, (gone_hi - gone_lo) >> 12)
             v.region.drop_user(self)
-        if release_platform:
+        if release_platform and platform_has_some:
             self.pas.unmap(start, end - start)
 
     # ---- placement -------------------------------------------------------------------
@@ -295,11 +322,14 @@ class AddressSpace:
         return prot
 
     def _fix_override_prots(self, v: Vma):
-        for a, f in v.overrides.items():
-            prot = v.prot
-            if self.memfile.frame_shared(f) and not v.shared:
-                prot &= ~PROT_WRITE
-            self.pas.map_memfile(a, PAGE, f, prot)
+        if not v.overrides:
+            return
+        with _batch(self.pas):
+            for a, f in v.overrides.items():
+                prot = v.prot
+                if self.memfile.frame_shared(f) and not v.shared:
+                    prot &= ~PROT_WRITE
+                self.pas.map_memfile(a, PAGE, f, prot)
 
     def _map_into_platform(self, v: Vma):
         base = v.region.off + v.rpg * PAGE
@@ -308,6 +338,16 @@ class AddressSpace:
             self._fix_override_prots(v)
         v.mapped = True
 
+    def map_all(self):
+        """Map every VMA not yet mapped (PROT_NONE ones never are), in one platform batch,
+        when the platform says that is cheap (`map_ahead`); otherwise leave them to faults."""
+        if not getattr(self.pas, "map_ahead", False):
+            return
+        with _batch(self.pas):
+            for u in self.vmas:
+                if not u.mapped and u.prot != PROT_NONE:
+                    self._map_into_platform(u)
+
     # ---- faults ----------------------------------------------------------------------
     def handle_fault(self, addr: int, code: int) -> bool:
         """Make the faulting access succeed if the model allows it; False means SIGSEGV."""
@@ -315,7 +355,10 @@ class AddressSpace:
         if v is None or v.prot == PROT_NONE:
             return False
         if not v.mapped:
-            self._map_into_platform(v)
+            if getattr(self.pas, "map_ahead", False):
+                self.map_all()
+            else:
+                self._map_into_platform(v)
             return True
         if not (v.prot & PROT_WRITE):
             return False
@@ -348,9 +391,25 @@ class AddressSpace:
             mf.frame_unref(f)
         v.overrides[page] = new
         self.pas.map_memfile(page, PAGE, new, v.prot)
+        _note_hot(self.cow_hot, page)
+        if self.cow_sink is not None:
+            _note_hot(self.cow_sink, page)
+
+    def _precopy(self, page: int):
+        """Break copy-on-write of one page now, if it is private, writable and shared."""
+        v = self.find(page)
+        if v is None or v.shared or not v.prot & PROT_WRITE:
+            return
+        f = v.overrides.get(page)
+        if f is not None and self.memfile.frame_shared(f) or (
+                f is None and v.region.shared_with_others(self)):
+            self._break_cow_for_kernel(v, page)
 
     # ---- fork ------------------------------------------------------------------------
-    def fork(self, platform_as) -> "AddressSpace":
+    def fork(self, platform_as, sp: int | None = None) -> "AddressSpace":
+        """The child's copy-on-write copy. `sp`, the forking thread's stack pointer: both
+        sides store on that stack page at once, so it is copied now rather than on the
+        first fault of each (with the parent's recently copied pages, `cow_hot`)."""
         child = AddressSpace(self.memfile, platform_as, self.max_addr)
         for attr in ("brk_start", "brk", "mmap_base", "stack_top", "exe_name", "arg_start",
                      "arg_end", "env_start", "env_end", "auxv", "start_code", "end_code",
@@ -362,9 +421,16 @@ class AddressSpace:
                 self.memfile.frame_ref(f)
             child._insert(c)
         # Our private writable mappings become copy-on-write.
-        for v in self.vmas:
-            if v.mapped and not v.shared and v.prot & PROT_WRITE:
-                self.pas.protect(v.start, v.end - v.start, v.prot & ~PROT_WRITE)
+        with _batch(self.pas):
+            for v in self.vmas:
+                if v.mapped and not v.shared and v.prot & PROT_WRITE:
+                    self.pas.protect(v.start, v.end - v.start, v.prot & ~PROT_WRITE)
+            if sp is not None:
+                for page in {**self.cow_hot, page_down(sp): None}:
+                    self._precopy(page)
+                for page in {**self.child_cow_hot, page_down(sp): None}:
+                    child._precopy(page)
+        child.cow_sink = self.child_cow_hot
         return child
 
     def release(self):
@@ -443,34 +509,40 @@ class AddressSpace:
             mf.frame_unref(f)
         v.overrides[page] = new
 
-    def views(self, addr: int, length: int, write: bool) -> list:
+    def views(self, addr: int, length: int, write: bool, partial: bool = False) -> list:
         """Memoryviews over [addr, addr+length) in the memory file, split at page frames
-        (contiguous frames are merged). EFAULT if any byte is not accessible."""
+        (contiguous frames are merged). EFAULT if any byte is not accessible; with
+        `partial`, only if the first one is not: a range that becomes inaccessible part-way
+        gives the views of its accessible beginning (what Linux's copy routines deliver
+        before they fault, so that read/write return a short count)."""
         if length <= 0:
             return []
-        if addr < 0 or addr + length > self.max_addr or addr + length < addr:
-            raise SysError(errno.EFAULT)
-        pieces = []               # (memory-file offset, length), in address order
-        cur = addr
         end = addr + length
-        while cur < end:
-            v = self.find(cur)
-            if v is None:
+        if addr < 0 or end > self.max_addr:
+            if not partial or addr < 0 or addr >= self.max_addr:
                 raise SysError(errno.EFAULT)
-            stop = min(end, v.end)
-            if (not v.overrides and v.prot != PROT_NONE
+            end = self.max_addr
+        # Fast path, the common case of a syscall buffer: the range lies in one VMA with no
+        # private copies and nothing to break, so it is one run of the memory file.
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            v = self.vmas[i]
+            if (end <= v.end and not v.overrides and v.prot != PROT_NONE
                     and (not write or (v.prot & PROT_WRITE
                                        and (v.shared or not v.region.shared_with_others(self))))):
-                # The common case: no private copies and nothing to break, so the part of
-                # the range inside this VMA is one run of the memory file.
-                pieces.append((v.region.off + v.rpg * PAGE + (cur - v.start), stop - cur))
-                cur = stop
-                continue
-            while cur < stop:
-                page = page_down(cur)
-                n = min(page + PAGE, stop) - cur
-                pieces.append((self._page_frame(page, write) + (cur - page), n))
-                cur += n
+                off = v.region.off + v.rpg * PAGE + (addr - v.start)
+                return [self.memfile.view[off:off + length]]
+        return self._views_by_pieces(addr, end, write, partial)
+
+    def _views_by_pieces(self, addr: int, end: int, write: bool, partial: bool) -> list:
+        """views() across VMAs, private copies or copy-on-write pages."""
+        pieces = []               # (memory-file offset, length), in address order
+        try:
+            self._collect_pieces(pieces, addr, end, write)
+        except SysError as e:
+            # The pieces collected so far are the accessible beginning of the range.
+            if not (partial and e.errno == errno.EFAULT and pieces):
+                raise
         # Merge pieces that are contiguous in the memory file into one view each.
         mv = self.memfile.view
         off, ln = pieces[0]
@@ -485,6 +557,28 @@ class AddressSpace:
                 off, ln = f, n
         out.append(mv[off:off + ln])
         return out
+
+    def _collect_pieces(self, pieces: list, cur: int, end: int, write: bool) -> None:
+        """Append (memory-file offset, length) pieces for [cur, end) in address order,
+        breaking copy-on-write for kernel stores; EFAULT at the first inaccessible page."""
+        while cur < end:
+            v = self.find(cur)
+            if v is None:
+                raise SysError(errno.EFAULT)
+            stop = min(end, v.end)
+            if (not v.overrides and v.prot != PROT_NONE
+                    and (not write or (v.prot & PROT_WRITE
+                                       and (v.shared or not v.region.shared_with_others(self))))):
+                # No private copies and nothing to break: the part of the range inside
+                # this VMA is one run of the memory file.
+                pieces.append((v.region.off + v.rpg * PAGE + (cur - v.start), stop - cur))
+                cur = stop
+                continue
+            while cur < stop:
+                page = page_down(cur)
+                n = min(page + PAGE, stop) - cur
+                pieces.append((self._page_frame(page, write) + (cur - page), n))
+                cur += n
 
     def read(self, addr: int, length: int) -> bytes:
         vs = self.views(addr, length, False)

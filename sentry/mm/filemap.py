@@ -27,9 +27,18 @@ Invariants of a FileMap:
   that hold data in the memory file (holes there read as zero and are zero in the file
   too, so they are skipped); without `dirty` it has nothing to do.
 - the FileMap lives while a VMA uses its region or an operation pins it; at the end it is
-  written back, its memory returned, and its span kept for the next FileMap of that size.
-  It holds a reference on one open description of the file (Linux's vm_file), so the
-  filesystem keeps the file open (gofer handles) until the write-back.
+  written back and goes *idle* (below), or is closed: its memory returned, and its span
+  kept for the next FileMap of that size. It holds a reference on one open description of
+  the file (Linux's vm_file), so the filesystem keeps the file open (gofer handles) until
+  it closes.
+- idle FileMaps (`_idle`, least recently used first, bounded in number and mirrored bytes)
+  keep their mirrored pages so that the next mapping of the same file (the next exec of
+  the same program or library) does not read them again. An idle FileMap is not in
+  `_live`: read()/write() of the file go to the filesystem as for an unmapped file, and
+  any write or size change through the sentry drops it. It is taken back only if the
+  file's size, mtime and ctime are still those it was filled under (a file changed behind
+  the sentry's back in a shared mount shows new attributes once stat() fetches them, which
+  mmap does first).
 
 Known divergences: pages past EOF read as zero instead of raising SIGBUS; files changed
 behind the sentry's back (a shared gofer mount) are not re-read while mapped; MADV_REMOVE
@@ -42,6 +51,7 @@ import errno
 import logging
 import os
 import weakref
+from collections import OrderedDict
 
 from ..kernel.errors import SysError
 from ..vfs import iov
@@ -59,6 +69,10 @@ _live: dict = {}
 # Spans of retired FileMaps, per memory file and size in pages, to reuse (the memory file's
 # bump allocator never reuses multi-page runs).
 _spare: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Idle FileMaps by inode, least recently used first (see the module docstring).
+_idle: "OrderedDict" = OrderedDict()
+IDLE_MAX_FILES = 16
+IDLE_MAX_BYTES = 64 << 20      # mirrored bytes kept by idle FileMaps, all together
 
 
 class PageRanges:
@@ -140,6 +154,7 @@ class FileMap:
         self.closed = False
         self.holder = holder          # an open description of the file, kept while we live
         holder.incref()
+        self.filled_under = None      # (size, mtime_ns, ctime_ns) when it went idle
 
     # ---- the bytes of the region ---------------------------------------------------------
     def _view(self, lo: int, hi: int) -> memoryview:
@@ -293,7 +308,7 @@ class FileMap:
                 self.retire()
 
     def retire(self) -> None:
-        """No mapping uses the region any more: write back, then free."""
+        """No mapping uses the region any more: write back, then go idle (or free)."""
         if self.pins or self.region.users or self.closed:
             return
         try:
@@ -302,8 +317,41 @@ class FileMap:
             # Like a failed background write-back in Linux: the stores are lost. There is no
             # caller left to tell (munmap and exit succeed regardless).
             log.warning("write-back of a shared file mapping failed: %s", os.strerror(exc.errno))
-        finally:
             self.close()
+            return
+        except BaseException:
+            self.close()
+            raise
+        self._go_idle()
+
+    def mirrored_bytes(self) -> int:
+        return sum(b - a for a, b in self.mirrored.runs) * PAGE
+
+    def _go_idle(self) -> None:
+        inode = self.inode
+        if _live.get(inode) is self:
+            del _live[inode]
+        # An unlinked file is kept no longer than its last user needs it.
+        if self.dirty or not inode.nlink or self.mirrored_bytes() > IDLE_MAX_BYTES:
+            self.close()
+            return
+        self.filled_under = (inode.size, inode.mtime_ns, inode.ctime_ns)
+        older = _idle.get(inode)
+        if older is not None and older is not self:
+            older.close()             # one idle FileMap per file (another sandbox's, here)
+        _idle[inode] = self
+        _idle.move_to_end(inode)
+        _trim_idle()
+
+    def _take_back(self) -> bool:
+        """Leave the idle set for reuse: False (and closed) if the file changed since."""
+        _idle.pop(self.inode, None)
+        inode = self.inode
+        if self.filled_under != (inode.size, inode.mtime_ns, inode.ctime_ns):
+            self.close()
+            return False
+        self.filled_under = None
+        return True
 
     def close(self) -> None:
         """Forget the FileMap: I/O goes straight to the filesystem again."""
@@ -312,12 +360,30 @@ class FileMap:
         self.closed = True
         if _live.get(self.inode) is self:
             del _live[self.inode]
+        if _idle.get(self.inode) is self:
+            del _idle[self.inode]
         region = self.region
         if not region.users:        # else the sandbox is ending with processes still in it
             self.memfile.release_inplace(region.off, region.npages)
             _spare.setdefault(self.memfile, {}).setdefault(region.npages, []).append(region.off)
         holder, self.holder = self.holder, None
         holder.decref()
+
+
+def _trim_idle() -> None:
+    """Close the least recently used idle FileMaps beyond the bounds."""
+    total = sum(fm.mirrored_bytes() for fm in _idle.values())
+    while _idle and (len(_idle) > IDLE_MAX_FILES or total > IDLE_MAX_BYTES):
+        fm = next(iter(_idle.values()))
+        total -= fm.mirrored_bytes()
+        fm.close()
+
+
+def _drop_idle(inode) -> None:
+    """The file is being changed through the sentry: its idle pages are out of date."""
+    fm = _idle.get(inode)
+    if fm is not None:
+        fm.close()
 
 
 def _span_for(memfile, size: int, end: int) -> int:
@@ -376,6 +442,10 @@ def mapping(desc, memfile, offset: int, length: int):
     [offset, offset+length) mirrored: map its region, then leave the block."""
     inode = desc.inode
     fm = _live.get(inode)
+    if fm is None:
+        idle = _idle.get(inode)
+        if idle is not None and idle.memfile is memfile and idle._take_back():
+            fm = _live[inode] = idle
     if fm is not None and fm.memfile is not memfile:
         raise SysError(errno.EBUSY)     # mapped by another sandbox living in this process
     if fm is None:
@@ -397,6 +467,8 @@ def read(inode, offset: int, dst) -> int:
 def write(inode, offset: int, src) -> int:
     fm = _live.get(inode)
     if fm is None:
+        if _idle:
+            _drop_idle(inode)
         return inode.write(offset, src)
     old = inode.size
     n = inode.write(offset, src)
@@ -406,6 +478,7 @@ def write(inode, offset: int, src) -> int:
 
 def resized(inode, old_size: int) -> None:
     """The inode's size was changed (truncate): keep its FileMap, if any, in step."""
+    _drop_idle(inode)
     fm = _live.get(inode)
     if fm is not None:
         fm.resized(old_size)
@@ -420,6 +493,8 @@ def sync(inode) -> None:
 
 def shutdown(memfile) -> None:
     """The sandbox owning `memfile` is ending: write every FileMap back and forget it."""
+    for fm in [fm for fm in _idle.values() if fm.memfile is memfile]:
+        fm.close()
     for fm in [fm for fm in _live.values() if fm.memfile is memfile]:
         try:
             if fm.dirty:

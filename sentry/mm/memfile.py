@@ -29,6 +29,7 @@ from ..kernel.errors import SysError
 PAGE = 4096
 FILE_SIZE = 1 << 40          # sparse: only touched pages cost memory
 RECYCLE_PAGES = 4096         # 16 MiB of freed memory may stay resident for reuse
+ZERO_WHOLE_PAGES = 64        # recycled runs up to this size are cleared without a hole search
 
 
 class _Extents:
@@ -104,7 +105,7 @@ class MemoryFile:
         if bucket:
             off, _ = bucket.popitem()            # the most recently freed: warmest in cache
             self._forget_recycled(off, npages, bucket)
-            self.view[off:off + npages * PAGE] = self._zeros[:npages * PAGE]
+            self._zero_recycled(off, npages)
             return off
         off = self._clean.take(npages)
         if off is not None:
@@ -119,6 +120,29 @@ class MemoryFile:
             raise SysError(errno.ENOMEM)
         self._bump = off + npages * PAGE
         return off
+
+    def _zero_recycled(self, off: int, npages: int) -> None:
+        """Make a recycled run read as zeros. A large run is cleared only where the file
+        holds data: a big mapping touched sparsely (an 8 MiB stack, of which a program
+        uses a few pages) is mostly holes, and storing zeros there would allocate them."""
+        n = npages * PAGE
+        if npages <= ZERO_WHOLE_PAGES:
+            self.view[off:off + n] = self._zeros[:n]
+            return
+        end = off + n
+        pos = off
+        while pos < end:
+            try:
+                a = os.lseek(self.fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    return                       # no data past pos at all
+                raise
+            if a >= end:
+                return
+            b = min(os.lseek(self.fd, a, os.SEEK_HOLE), end)
+            self.view[a:b] = self._zeros[:b - a]
+            pos = b
 
     def release(self, off: int, npages: int) -> None:
         """Give a whole run back. Its pages may stay resident in the recycle cache (zeroed

@@ -39,7 +39,7 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
         ctx = k.platform.new_context(mm.pas)
     else:
         pas = k.platform.new_address_space(k.memfile)
-        mm = t.mm.fork(pas)
+        mm = t.mm.fork(pas, sp=t.ctx.regs.rsp if not stack else None)
         ctx = k.platform.new_context(pas)
     tid = k.alloc_pid()
     if flags & CLONE_THREAD:
@@ -91,6 +91,8 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
         t.mm.write(ptid, struct.pack("<i", tid))
     if flags & CLONE_CHILD_SETTID:
         mm.write(ctid, struct.pack("<i", tid))
+    if not flags & CLONE_VM:
+        mm.map_all()          # after the stores above: their COW copies go in the same batch
     k.runq.append((k.resume, child))
     if flags & CLONE_VFORK:
         done = _VforkDone()
