@@ -17,7 +17,24 @@ def _volume(spec):
     return os.path.realpath(parts[0]), parts[1].encode(), ro
 
 
+def _ensure_standard_fds() -> None:
+    """Open /dev/null on any of fds 0-2 we were started without, before anything else gets
+    one of those numbers: otherwise a gofer socket or the memory file would become the
+    sandbox's stdin/stdout/stderr. sys.stdin/stdout/stderr then exist too."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:       # Python started without it
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
 def main(argv=None):
+    _ensure_standard_fds()
     ap = argparse.ArgumentParser(prog="pysentry", description="A user-space application kernel.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a command inside a sandbox")
@@ -49,6 +66,20 @@ def main(argv=None):
         ap.error("run needs a command: pysentry run -- /bin/sh")
     if not os.path.isdir(args.rootfs):
         ap.error(f"--rootfs {args.rootfs} is not a directory")
+    # Gofers first, forked while this process holds nothing of a sandbox yet; they get
+    # ready while the sentry's modules load (gofer/launch.py). build_vfs starts gofers
+    # with these same arguments and adopts them.
+    from ..gofer import launch
+    launch.prestart_gofer(args.rootfs, ro=True)
+    for host, _, ro in args.volume:
+        launch.prestart_gofer(host, ro=ro)
+    try:
+        return _run(args, cmd)
+    finally:
+        launch.discard_prestarted()
+
+
+def _run(args, cmd):
     from .sandbox import Sandbox
     argv_b = [os.fsencode(a) for a in cmd]
     env = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
@@ -71,5 +102,20 @@ def main(argv=None):
     return code
 
 
+def exit_now(status) -> None:
+    """Exit without the interpreter's finalisation (tens of ms of freeing objects one by
+    one): by the time main returns the sandbox is torn down, its gofers reaped and the
+    terminal restored; only our own buffered output is left to flush. Under a profiler,
+    tracer or coverage tool the normal exit runs instead, so that they write their data."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(status)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    finally:
+        os._exit(0 if status is None else status if isinstance(status, int) else 1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -2,8 +2,9 @@
 
 Each message is an immutable named tuple whose first field is `tag`; the rest are the
 fields after the header, in wire order. The table below is the single description of every
-layout: both codecs (construct for the general case, `struct` for the hot messages) are
-derived from or checked against it.
+layout: the codecs (tablecodec.py for every message, fastpath.py for the hot ones, and
+construct_bodies.py, the reference the tests compare them with) are derived from or checked
+against it.
 
 Field kinds:
   u8 u16 u32 u64   little-endian unsigned integers
@@ -15,30 +16,83 @@ Field kinds:
   qids             nwqid[2] + nwqid qids (Rwalk), at most MAXWELEM
   data             count[4] + count bytes, held as bytes
 """
-from collections import namedtuple
-from typing import NamedTuple
+import collections
+from operator import itemgetter
 
+# Field accessors: the C descriptor namedtuple itself uses where CPython has it.
+_field = getattr(collections, "_tuplegetter",
+                 lambda index, doc: property(itemgetter(index), doc=doc))
 
-class Qid(NamedTuple):
-    type: int
-    version: int
-    path: int
-
+Qid = collections.namedtuple("Qid", "type version path")
+Qid.__module__ = __name__
 
 BY_TYPE: dict = {}      # message type number -> class
 BY_NAME: dict = {}      # "Tread" -> class
 
 
+class Message(tuple):
+    """Base of every message class: an immutable tuple (tag, field, ...) with the
+    named-tuple conveniences callers use. Classes are made by `_message` below instead of
+    collections.namedtuple, which compiles a constructor per class and costs milliseconds
+    at every start of the sentry and of each gofer for these ~70 classes."""
+    __slots__ = ()
+    _fields: tuple = ()
+
+    def __new__(cls, *args, **kwargs):
+        if kwargs:
+            args = cls._bind(args, kwargs)
+        if len(args) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} takes {len(cls._fields)} fields "
+                            f"({', '.join(cls._fields)}), got {len(args)}")
+        return tuple.__new__(cls, args)
+
+    @classmethod
+    def _bind(cls, args, kwargs) -> tuple:
+        values = list(args)
+        for name in cls._fields[len(args):]:
+            if name not in kwargs:
+                raise TypeError(f"{cls.__name__} missing field {name!r}")
+            values.append(kwargs.pop(name))
+        if kwargs:
+            raise TypeError(f"{cls.__name__} got unexpected or repeated fields "
+                            f"{sorted(kwargs)}")
+        return tuple(values)
+
+    @classmethod
+    def _make(cls, iterable):
+        return cls(*iterable)
+
+    def _replace(self, **changes):
+        values = [changes.pop(name, value) for name, value in zip(self._fields, self)]
+        if changes:
+            raise TypeError(f"{type(self).__name__} has no fields {sorted(changes)}")
+        return tuple.__new__(type(self), values)
+
+    def _asdict(self) -> dict:
+        return dict(zip(self._fields, self))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self))
+        return f"{type(self).__name__}({inner})"
+
+
 def _message(name: str, type_no: int, layout: str = ""):
     fields = tuple(tuple(item.split(":")) for item in layout.split())
-    base = namedtuple(name, ("tag",) + tuple(field for field, _ in fields))
-    cls = type(name, (base,), {
+    names = ("tag",) + tuple(field for field, _ in fields)
+    namespace = {
         "__slots__": (),
         "__module__": __name__,
+        "_fields": names,
         "TYPE": type_no,
         "FIELDS": fields,
         "IS_REQUEST": type_no % 2 == 0,
-    })
+    }
+    for index, field in enumerate(names):
+        namespace[field] = _field(index, f"{name}.{field}")
+    cls = type(name, (Message,), namespace)
     BY_TYPE[type_no] = cls
     BY_NAME[name] = cls
     return cls
