@@ -7,8 +7,9 @@ Allocation is in runs of pages. Invariants:
 - every allocation reads as zeros, which is what anonymous memory must be;
 - a run is one contiguous piece of the file, so a whole VMA maps into a stub (or a guest
   page table) as one range;
-- a freed run is never mapped anywhere any more (its users unmapped it first), so handing
-  its offsets out again exposes nothing.
+- a freed run is mapped nowhere that can execute (its users unmapped it first; a pooled
+  ptrace stub may keep stale mappings, but runs nothing until they are removed), so
+  handing its offsets out again exposes nothing.
 
 Freed runs go first to a small *recycle* cache, still holding their host pages: a program
 that maps and unmaps the same size over and over (malloc's mmap threshold, stacks of
