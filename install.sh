@@ -29,4 +29,7 @@ if [ $want_test = 1 ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
+# Byte-compile now: an editable install leaves it to the first run, and an environment with
+# PYTHONDONTWRITEBYTECODE would recompile every module on every start-up.
+.venv/bin/python -m compileall -q sentry gofer platform native bench >/dev/null
 echo "pysentry installed in $(pwd)/.venv (run: .venv/bin/pysentry run -- /bin/sh)"

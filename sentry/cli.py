@@ -117,5 +117,10 @@ def exit_now(status) -> None:
         os._exit(0 if status is None else status if isinstance(status, int) else 1)
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `pysentry` console script."""
     exit_now(main())
+
+
+if __name__ == "__main__":
+    console()
