@@ -43,6 +43,16 @@ struct pk_event {
     uint64_t detail;     /* PK_EV_GONE: guest rip when known */
 };
 
+/* Values a vCPU thread may answer syscalls with (pk_vcpu_set_ids), by slot. */
+#define PK_ID_PID   0
+#define PK_ID_TID   1
+#define PK_ID_PPID  2
+#define PK_ID_UID   3
+#define PK_ID_EUID  4
+#define PK_ID_GID   5
+#define PK_ID_EGID  6
+#define PK_ID_COUNT 7
+
 struct pk_vm;
 struct pk_as;
 struct pk_vcpu;
@@ -55,7 +65,17 @@ uint64_t pk_vm_xcr0(struct pk_vm *vm);
 int pk_vm_xstate_size(struct pk_vm *vm);
 /* Ids of vCPUs that stopped since the last call (at most max). */
 int pk_vm_collect(struct pk_vm *vm, int *ids, int max);
-/* Statistics: maintenance runs and guest page-table writes, for tests and benchmarks. */
+/* Busy-wait up to usec for a stop (no eventfd write is needed for one seen here).
+ * Returns 1 when pk_vm_collect has something. */
+int pk_vm_spin(struct pk_vm *vm, int usec);
+/* Make the event fd readable (the loop must re-check something). */
+void pk_vm_wake(struct pk_vm *vm);
+/* How long a stopped vCPU thread busy-waits for its next resume before it sleeps, and how
+ * many waits a side (the loop, a vCPU thread) skips after one of its waits timed out. */
+void pk_vm_set_spin(struct pk_vm *vm, int vcpu_usec, int backoff);
+/* Statistics for tests and benchmarks: 0 maintenance runs, 1 guest page-table writes,
+ * 2 tables replaced, 3 vCPUs, 4 syscalls answered on vCPU threads, 5 eventfd wakeups of the
+ * loop, 6 vCPU-thread sleeps awaiting a resume, 7 stops caught by pk_vm_spin. */
 uint64_t pk_vm_stat(struct pk_vm *vm, int which);
 
 /* Address spaces: page tables built from the sentry's mappings of the memory file. */
@@ -76,5 +96,10 @@ struct pk_event *pk_vcpu_event(struct pk_vcpu *v);
 /* Run the application with regs in as until its next event (reported via pk_vm_collect). */
 int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as);
 void pk_vcpu_kick(struct pk_vcpu *v);
+/* Let the vCPU thread answer the id syscalls itself with ids[PK_ID_COUNT] (serve != 0), or
+ * send every syscall to the kernel (serve == 0). Safe while the vCPU runs. */
+void pk_vcpu_set_ids(struct pk_vcpu *v, int serve, const int64_t *ids);
+/* Syscalls this vCPU's thread answered without the kernel. */
+uint64_t pk_vcpu_served(struct pk_vcpu *v);
 int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf4096);
 int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);

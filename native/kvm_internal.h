@@ -50,6 +50,13 @@ struct pk_vcpu {
     _Atomic uint32_t go;              /* futex word: 1 = run, 2 = quit */
     _Atomic int kick;                 /* the kernel asked for a stop */
     _Atomic int running;              /* between resume and the report of its stop */
+    _Atomic int sleeping;             /* in (or about to enter) FUTEX_WAIT on go */
+    int spin_skip;                    /* busy-waits for go left to skip after one timed out */
+    /* Syscalls answered by this thread (see served_slot in kvm_vm.c): the values the kernel
+     * pushed for its task, and whether it may answer at all (never under --strace). */
+    _Atomic int serve;
+    _Atomic int64_t ids[PK_ID_COUNT];
+    uint64_t served;                  /* how many it answered (tests, benchmarks) */
     struct user_regs_struct *regs;    /* the context's registers, valid while running */
     struct pk_as *as;
     /* State the vCPU thread keeps between runs. */
@@ -87,6 +94,18 @@ struct pk_vm {
     pthread_mutex_t lock;         /* the completion ring */
     int ring[PK_MAX_VCPUS + 1];
     int ring_head, ring_tail;
+    _Atomic int ring_count;       /* entries in the ring, readable without the lock */
+    /* The loop is busy-waiting on ring_count (pk_vm_spin): a stop needs no eventfd write. */
+    _Atomic int loop_spinning;
+    _Atomic int efd_written;      /* the eventfd may be readable: the next collect drains it */
+    int vcpu_spin_usec;           /* how long a stopped vCPU thread busy-waits for its resume */
+    int spin_backoff;             /* waits a side skips after one of its waits timed out */
+    int spin_skip;                /* pk_vm_spin calls left to skip after a wait timed out */
+    _Atomic int vcpu_spinner;     /* a vCPU thread is busy-waiting for its resume */
+    _Atomic uint64_t stat_served; /* syscalls answered on vCPU threads */
+    _Atomic uint64_t stat_wakes;  /* eventfd writes (the loop had to be woken) */
+    _Atomic uint64_t stat_sleeps; /* vCPU threads that slept in FUTEX_WAIT for a resume */
+    _Atomic uint64_t stat_spin_hits; /* stops the loop caught while busy-waiting */
 };
 
 struct pk_as {

@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "kvm_internal.h"
 
@@ -40,6 +41,29 @@ static void on_kick(int sig) {
 
 static long futex(_Atomic uint32_t *w, int op, uint32_t val) {
     return syscall(SYS_futex, w, op, val, NULL, NULL, 0);
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* Busy-wait until *word is nonzero or usec have passed; returns whether it became nonzero.
+ * The clock is read every 64 rounds only (a vDSO call, but not free).
+ * Spinning pays only when the other side answers within the budget; on a loaded host (2
+ * cores shared with other work) a spinner takes the CPU the answer needs. So a wait that
+ * times out makes its side skip its next vm->spin_backoff waits and sleep at once. */
+static int spin_until(_Atomic int *iword, _Atomic uint32_t *uword, int usec) {
+    if (usec <= 0) return 0;
+    uint64_t deadline = now_ns() + (uint64_t)usec * 1000;
+    for (unsigned n = 1;; n++) {
+        if (iword ? atomic_load_explicit(iword, memory_order_acquire) != 0
+                  : atomic_load_explicit(uword, memory_order_acquire) != 0)
+            return 1;
+        __asm__ volatile("" ::: "memory");   /* no pause: see docs/kvm.md */
+        if ((n & 63) == 0 && now_ns() >= deadline) return 0;
+    }
 }
 
 static void set_msg(char *msg, int len, const char *what, int err) {
@@ -139,6 +163,8 @@ struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int
     if (vm->vm_fd < 0) { *err = -errno; set_msg(msg, msglen, "KVM_CREATE_VM", errno); goto fail; }
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     vm->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    vm->vcpu_spin_usec = 0;
+    vm->spin_backoff = 32;
     vm->memsize = memsize;
     vm->mem = mmap(NULL, memsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
     vm->sys = mmap(NULL, PK_SYS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -212,18 +238,62 @@ uint64_t pk_vm_xcr0(struct pk_vm *vm) { return vm->xcr0; }
 int pk_vm_xstate_size(struct pk_vm *vm) { return vm->xstate_size; }
 uint64_t pk_vm_stat(struct pk_vm *vm, int which) {
     return which == 0 ? vm->stat_runs : which == 1 ? vm->stat_writes
-         : which == 2 ? vm->stat_replaced : (uint64_t)vm->nvcpus;
+         : which == 2 ? vm->stat_replaced : which == 4 ? atomic_load(&vm->stat_served)
+         : which == 5 ? atomic_load(&vm->stat_wakes) : which == 6 ? atomic_load(&vm->stat_sleeps)
+         : which == 7 ? atomic_load(&vm->stat_spin_hits)
+         : (uint64_t)vm->nvcpus;
+}
+
+void pk_vm_set_spin(struct pk_vm *vm, int vcpu_usec, int backoff) {
+    vm->vcpu_spin_usec = vcpu_usec;
+    vm->spin_backoff = backoff;
+}
+
+/* Writers write first and set efd_written after, so a collect that finds the flag clear
+ * while a write is in flight leaves the fd readable: the loop wakes once more and the next
+ * collect drains it. A drain never loses a stop: stops are in the ring, not the counter. */
+void pk_vm_wake(struct pk_vm *vm) {
+    uint64_t one = 1;
+    ssize_t w = write(vm->event_fd, &one, 8);
+    (void)w;
+    atomic_store(&vm->efd_written, 1);
+    atomic_fetch_add_explicit(&vm->stat_wakes, 1, memory_order_relaxed);
 }
 
 int pk_vm_collect(struct pk_vm *vm, int *ids, int max) {
+    if (atomic_exchange(&vm->efd_written, 0)) {
+        uint64_t count;
+        ssize_t r = read(vm->event_fd, &count, 8);
+        (void)r;
+    }
     int n = 0;
     pthread_mutex_lock(&vm->lock);
     while (n < max && vm->ring_head != vm->ring_tail) {
         ids[n++] = vm->ring[vm->ring_head];
         vm->ring_head = (vm->ring_head + 1) % (PK_MAX_VCPUS + 1);
     }
+    atomic_fetch_sub(&vm->ring_count, n);
     pthread_mutex_unlock(&vm->lock);
     return n;
+}
+
+/* The loop busy-waits for a stop instead of sleeping in epoll and being woken through the
+ * eventfd (two host wakeups per round trip, each a cross-CPU IPI in this VM).
+ * Invariant with report(): a stop pushed while loop_spinning is 1 skips the eventfd write,
+ * so after clearing the flag the ring is checked again (both sides are seq_cst: either
+ * report() sees the flag clear and writes, or this check sees the stop). */
+int pk_vm_spin(struct pk_vm *vm, int usec) {
+    if (atomic_load(&vm->ring_count)) return 1;
+    if (vm->spin_skip > 0) {
+        vm->spin_skip--;
+        return 0;
+    }
+    atomic_store(&vm->loop_spinning, 1);
+    int got = spin_until(&vm->ring_count, NULL, usec);
+    atomic_store(&vm->loop_spinning, 0);
+    if (got) atomic_fetch_add_explicit(&vm->stat_spin_hits, 1, memory_order_relaxed);
+    else vm->spin_skip = vm->spin_backoff;
+    return got || atomic_load(&vm->ring_count) != 0;
 }
 
 static void report(struct pk_vcpu *v) {
@@ -233,11 +303,38 @@ static void report(struct pk_vcpu *v) {
     vm->ring[vm->ring_tail] = v->id;
     vm->ring_tail = (vm->ring_tail + 1) % (PK_MAX_VCPUS + 1);
     atomic_store(&v->running, 0);
+    atomic_fetch_add(&vm->ring_count, 1);
     pthread_mutex_unlock(&vm->lock);
-    uint64_t one = 1;
-    ssize_t w = write(vm->event_fd, &one, 8);
-    (void)w;
+    if (!atomic_load(&vm->loop_spinning)) pk_vm_wake(vm);
 }
+
+/* ---- syscalls answered by the vCPU thread ------------------------------------------ */
+
+/* The id syscalls: their answer is a value of the task that only the kernel changes, and
+ * the kernel pushes it here whenever it may have changed (platform/kvm/kvm.py). Slot, or -1. */
+static int served_slot(uint64_t nr) {
+    switch (nr) {
+    case 39:  return PK_ID_PID;     /* getpid */
+    case 186: return PK_ID_TID;     /* gettid */
+    case 110: return PK_ID_PPID;    /* getppid */
+    case 102: return PK_ID_UID;     /* getuid */
+    case 107: return PK_ID_EUID;    /* geteuid */
+    case 104: return PK_ID_GID;     /* getgid */
+    case 108: return PK_ID_EGID;    /* getegid */
+    default:  return -1;
+    }
+}
+
+void pk_vcpu_set_ids(struct pk_vcpu *v, int serve, const int64_t *ids) {
+    if (!serve) {
+        atomic_store(&v->serve, 0);
+        return;
+    }
+    for (int i = 0; i < PK_ID_COUNT; i++) atomic_store(&v->ids[i], ids[i]);
+    atomic_store(&v->serve, 1);
+}
+
+uint64_t pk_vcpu_served(struct pk_vcpu *v) { return v->served; }
 
 /* ---- register conversion ----------------------------------------------------------- */
 
@@ -284,6 +381,23 @@ static void prepare_entry(struct pk_vcpu *v) {
         v->in_user = 0;
         v->need_sregs = 0;
     }
+}
+
+/* A syscall stop (regs already in v->regs) the thread may answer itself: then the answer
+ * is in rax, the entry is prepared, and it returns 1. Not when the kernel asked for a stop
+ * (a pending signal must be delivered at this syscall's exit), nor under single-step. A kick
+ * that lands after the check sets immediate_exit, so the next KVM_RUN reports EV_INTERRUPT
+ * at the stub's iretq with these (answered) registers. */
+static int serve_here(struct pk_vcpu *v) {
+    struct user_regs_struct *u = v->regs;
+    if (!atomic_load_explicit(&v->serve, memory_order_acquire)) return 0;
+    int slot = served_slot(u->orig_rax);
+    if (slot < 0 || (u->eflags & 0x100) || atomic_load(&v->kick)) return 0;
+    u->rax = (uint64_t)atomic_load_explicit(&v->ids[slot], memory_order_relaxed);
+    prepare_entry(v);
+    v->served++;
+    atomic_fetch_add_explicit(&v->vm->stat_served, 1, memory_order_relaxed);
+    return 1;
 }
 
 /* Decode a stop. Returns 1 when it is reported to the loop, 0 to keep running. */
@@ -336,6 +450,7 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
             u->eflags = k->r11;
             u->orig_rax = f[1];
             u->rax = (uint64_t)-38;                     /* -ENOSYS, as at a syscall stop */
+            if (serve_here(v)) return 0;
             ev->kind = PK_EV_SYSCALL;
             return 1;
         }
@@ -360,6 +475,7 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
         u->rsp = k->rsp;
         u->orig_rax = k->rax;
         u->rax = (uint64_t)-38;
+        if (serve_here(v)) return 0;
         ev->kind = PK_EV_SYSCALL;
         return 1;
     }
@@ -378,8 +494,26 @@ static void *vcpu_main(void *arg) {
     pthread_sigmask(SIG_SETMASK, &only_kick, NULL);
     for (;;) {
         uint32_t g;
-        while ((g = atomic_exchange(&v->go, 0)) == 0)
-            futex(&v->go, FUTEX_WAIT, 0);
+        /* Usually the kernel answers within microseconds: wait for it awake, then asleep.
+         * At most one vCPU thread busy-waits at a time: with the loop thread that is the two
+         * CPUs of the hosts we measure on; more spinners would starve the loop itself.
+         * Invariant with pk_vcpu_resume(): sleeping is set before go is re-checked and the
+         * resumer sets go before it reads sleeping, so a resume is never missed. */
+        if (v->spin_skip > 0) v->spin_skip--;
+        else if (atomic_load(&v->vm->vcpu_spinner) == 0 &&
+                 atomic_exchange(&v->vm->vcpu_spinner, 1) == 0) {
+            if (!spin_until(NULL, &v->go, v->vm->vcpu_spin_usec))
+                v->spin_skip = v->vm->spin_backoff;
+            atomic_store(&v->vm->vcpu_spinner, 0);
+        }
+        while ((g = atomic_exchange(&v->go, 0)) == 0) {
+            atomic_store(&v->sleeping, 1);
+            if (atomic_load(&v->go) == 0) {
+                atomic_fetch_add_explicit(&v->vm->stat_sleeps, 1, memory_order_relaxed);
+                futex(&v->go, FUTEX_WAIT, 0);
+            }
+            atomic_store(&v->sleeping, 0);
+        }
         if (g == 2) return NULL;
         if (atomic_load(&v->go) == 2) return NULL;
         for (;;) {
@@ -399,6 +533,7 @@ struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err) {
         if (!v->in_use && !atomic_load(&v->running)) {
             v->in_use = 1;
             v->need_sregs = 1;
+            v->served = 0;
             return v;
         }
     }
@@ -419,7 +554,11 @@ struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err) {
     return v;
 }
 
-void pk_vcpu_put(struct pk_vcpu *v) { v->in_use = 0; v->as = NULL; }
+void pk_vcpu_put(struct pk_vcpu *v) {
+    atomic_store(&v->serve, 0);     /* the next owner pushes its own ids */
+    v->in_use = 0;
+    v->as = NULL;
+}
 int pk_vcpu_id(struct pk_vcpu *v) { return v->id; }
 struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id) {
     return id >= 0 && id < vm->nvcpus ? vm->vcpus[id] : NULL;
@@ -435,7 +574,7 @@ int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_a
     atomic_store(&v->kick, 0);
     atomic_store(&v->running, 1);
     atomic_store(&v->go, 1);
-    futex(&v->go, FUTEX_WAKE, 1);
+    if (atomic_load(&v->sleeping)) futex(&v->go, FUTEX_WAKE, 1);
     return 0;
 }
 

@@ -104,3 +104,23 @@ def test_bad_ranges_are_refused_not_crashes(platform):
     with pytest.raises(OSError):
         a.map_memfile(0x10000, 4096, platform.memfile.size, 3)    # past the memory file
     a.release()
+
+
+def _readable(fd) -> bool:
+    import select
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+@needs_kvm
+def test_event_fd_is_drained_only_by_collecting_and_spin_times_out(platform):
+    from pysentry.native._kvm import lib
+    efd = platform.event_fd()
+    assert not _readable(efd)
+    lib.pk_vm_wake(platform.vm)                 # what a released context does
+    assert _readable(efd)
+    assert list(platform.poll_events()) == []   # nothing stopped, but the wakeup is consumed
+    assert not _readable(efd)
+    # No vCPU is running: a busy-wait finds nothing and returns after its budget.
+    assert lib.pk_vm_spin(platform.vm, 200) == 0
+    platform.resumed = True
+    assert platform.spin_for_event() is False

@@ -22,6 +22,20 @@ log = logging.getLogger("pysentry")
 XSAVE_AREA = 4096                   # struct kvm_xsave
 EXIT_NAMES = {8: "shutdown (triple fault)", 9: "entry failure", 17: "internal error"}
 
+# Syscalls a vCPU thread answers by itself, in the order of the PK_ID_* slots: their answer is
+# a value of the task that only the kernel changes (docs/kvm.md, "Syscalls served in C").
+SERVED_IN_C = (39, 186, 110, 102, 107, 104, 108)   # getpid gettid getppid getuid geteuid getgid getegid
+# Syscalls that may make the pushed values stale: the set*id family (credentials are per
+# thread group here, so every context is refreshed before anyone runs on).
+CRED_SYSCALLS = frozenset((105, 106, 113, 114, 117, 119, 122, 123))
+
+
+def _env_usec(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
 
 class KvmUnavailable(Exception):
     """The host cannot run the KVM platform; the message names the cause."""
@@ -62,7 +76,7 @@ class KvmAddressSpace(PlatformAddressSpace):
 
 class KvmContext(PlatformContext):
     __slots__ = ("platform", "aspace", "vcpu", "vcpu_id", "regs", "running", "task",
-                 "leaving")
+                 "leaving", "ids_for", "ids")
 
     def __init__(self, platform: "KvmPlatform", aspace: KvmAddressSpace):
         self.platform = platform
@@ -77,6 +91,8 @@ class KvmContext(PlatformContext):
         self.running = False
         self.task = None
         self.leaving = False
+        self.ids_for = None         # the task whose ids the vCPU thread holds
+        self.ids = None             # those ids (None: it serves nothing)
         platform.contexts[self.vcpu_id] = self
         # A vCPU from the pool carries its previous owner's FPU state: start clean.
         self.set_fpstate(platform.initial_fpstate)
@@ -84,10 +100,42 @@ class KvmContext(PlatformContext):
     def resume(self):
         if self.aspace.handle is None:
             raise OSError(errno.ESRCH, "KVM: resume in a released address space")
+        platform = self.platform
+        if platform.serve_in_c:
+            if self.regs.orig_rax in CRED_SYSCALLS:
+                platform.ids_stale = True
+            if platform.ids_stale or self.ids_for is not self.task:
+                platform.push_ids()
         r = lib.pk_vcpu_resume(self.vcpu, self.regs, self.aspace.handle)
         if r < 0:
             raise OSError(-r, f"KVM resume: {os.strerror(-r)}")
         self.running = True
+        platform.resumed = True
+
+    def push_ids(self):
+        """Give the vCPU thread the current answers of the SERVED_IN_C syscalls, computed by
+        the kernel's own handlers; none under --strace (every call must be seen)."""
+        t = self.task
+        ids = None
+        if (t is not None and not t.dead and self.platform.serve_in_c
+                and t.kernel.strace is None):
+            table = t.kernel.table
+            ids = []
+            for nr in SERVED_IN_C:
+                entry = table.get(nr)
+                value = entry.handler(t, 0, 0, 0, 0, 0, 0) if entry and entry.handler else None
+                if type(value) is not int:
+                    ids = None
+                    break
+                ids.append(value)
+        self.ids_for = t
+        if ids != self.ids:
+            self.ids = ids
+            lib.pk_vcpu_set_ids(self.vcpu, ids is not None, ids or self.platform.no_ids)
+
+    def served_in_c(self) -> int:
+        """Syscalls of this context the vCPU thread answered without the kernel."""
+        return lib.pk_vcpu_served(self.vcpu)
 
     def interrupt(self):
         if self.running:
@@ -116,6 +164,11 @@ class KvmContext(PlatformContext):
         """Give the vCPU back to the pool; a running one first stops (kicked)."""
         if self.platform.contexts.get(self.vcpu_id) is not self:
             return
+        # A task leaving may orphan children (getppid) or end a thread (getpid after exec):
+        # refresh every vCPU's ids before anything runs again (see KvmPlatform.push_ids).
+        self.platform.ids_stale = True
+        lib.pk_vcpu_set_ids(self.vcpu, 0, self.platform.no_ids)
+        self.ids = None
         self.task = None
         if self.running:
             self.leaving = True
@@ -128,12 +181,15 @@ class KvmContext(PlatformContext):
         lib.pk_vcpu_put(self.vcpu)
         # The loop re-checks whether the sandbox is over only after a wakeup; on ptrace the
         # exit of the host thread provides one (SIGCHLD). Provide the same here.
-        os.eventfd_write(self.platform.event_fd(), 1)
+        lib.pk_vm_wake(self.platform.vm)
 
 
 class KvmPlatform(Platform):
     name = "kvm"
     max_user_address = lib.PK_USER_TOP
+    SPIN_USEC = 150
+    VCPU_SPIN_USEC = 100
+    SPIN_BACKOFF = 32
 
     def __init__(self, memfile):
         self.memfile = memfile
@@ -149,6 +205,17 @@ class KvmPlatform(Platform):
         self.contexts: dict[int, KvmContext] = {}
         self._ids = ffi.new("int[]", lib.PK_MAX_VCPUS)
         self._efd = lib.pk_vm_event_fd(self.vm)
+        # Busy-waits (µs) that spare the eventfd/epoll and futex wakeups of a round trip:
+        # the loop waits this long for the next stop after a resume, a stopped vCPU thread
+        # this long for its resume. Measured in docs/kvm.md; 0 turns either off.
+        self.spin_usec = _env_usec("PYSENTRY_KVM_SPIN_USEC", self.SPIN_USEC)
+        lib.pk_vm_set_spin(self.vm, _env_usec("PYSENTRY_KVM_VCPU_SPIN_USEC", self.VCPU_SPIN_USEC),
+                           _env_usec("PYSENTRY_KVM_SPIN_BACKOFF", self.SPIN_BACKOFF))
+        self.resumed = False
+        # The id syscalls answered on the vCPU thread (PYSENTRY_KVM_SERVE_IN_C=0: never).
+        self.serve_in_c = os.environ.get("PYSENTRY_KVM_SERVE_IN_C", "1") != "0"
+        self.ids_stale = False
+        self.no_ids = ffi.new("int64_t[]", lib.PK_ID_COUNT)
 
     def new_address_space(self, memfile=None):
         return KvmAddressSpace(self)
@@ -166,13 +233,33 @@ class KvmPlatform(Platform):
     def stats(self) -> dict:
         vm = self.vm
         return {"maintenance_runs": lib.pk_vm_stat(vm, 0), "guest_pte_writes": lib.pk_vm_stat(vm, 1),
-                "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3)}
+                "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3),
+                "served_in_c": lib.pk_vm_stat(vm, 4), "loop_wakeups": lib.pk_vm_stat(vm, 5),
+                "vcpu_sleeps": lib.pk_vm_stat(vm, 6), "spin_hits": lib.pk_vm_stat(vm, 7)}
+
+    def push_ids(self):
+        """Refresh the answers every vCPU thread holds. Called at each resume while stale and
+        once more at loop level, where the flag clears: a change (a reparent, an exec, a
+        set*id) always happens in one synchronous step of the kernel after the event that
+        marked it stale, so no vCPU runs again before it sees the new values."""
+        for ctx in list(self.contexts.values()):
+            if ctx.task is not None:
+                ctx.push_ids()
+
+    def _settle_ids(self):
+        if self.ids_stale:
+            self.push_ids()
+            self.ids_stale = False
+
+    def spin_for_event(self) -> bool:
+        self._settle_ids()
+        if not self.resumed or self.spin_usec <= 0:
+            return False
+        self.resumed = False
+        return lib.pk_vm_spin(self.vm, self.spin_usec) == 1
 
     def poll_events(self):
-        try:
-            os.read(self._efd, 8)
-        except BlockingIOError:
-            pass
+        self._settle_ids()
         while True:
             n = lib.pk_vm_collect(self.vm, self._ids, lib.PK_MAX_VCPUS)
             if n == 0:
@@ -191,6 +278,10 @@ class KvmPlatform(Platform):
         ev = lib.pk_vcpu_event(ctx.vcpu)
         kind = ev.kind
         if kind == lib.PK_EV_SYSCALL:
+            if ctx.regs.orig_rax in CRED_SYSCALLS:
+                # Stale from now on, before the kernel changes the credentials; the resume
+                # of the caller marks it again (the change may have waited for something).
+                self.ids_stale = True
             return Event(EV_SYSCALL)
         if kind == lib.PK_EV_INTERRUPT:
             return Event(EV_INTERRUPT)
@@ -208,6 +299,7 @@ class KvmPlatform(Platform):
 
     def shutdown(self):
         if self.vm is not None:
+            log.debug("KVM platform statistics: %s", self.stats())
             lib.pk_vm_destroy(self.vm)
             self.vm = None
 
