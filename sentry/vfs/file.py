@@ -270,7 +270,7 @@ class RegularFile(FileDescription):
         if offset + count > MAX_OFFSET:
             if offset >= MAX_OFFSET:
                 raise SysError(errno.EFBIG)
-            src = _truncate_views(src, MAX_OFFSET - offset)
+            src = iov.clip(src, MAX_OFFSET - offset)
         n = filemap.write(self.inode, offset, src) if count else 0
         if advance:
             self.pos = offset + n
@@ -368,13 +368,3 @@ class DirectoryFile(FileDescription):
             raise SysError(errno.EINVAL)
         self.pos = new
         return new
-
-
-def _truncate_views(views, limit: int):
-    out = []
-    for v in views:
-        if limit <= 0:
-            break
-        out.append(v[:limit])
-        limit -= len(out[-1])
-    return out

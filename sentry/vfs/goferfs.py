@@ -82,7 +82,6 @@ from .stat import V9FS_MAGIC, Stat, StatFS, major, minor
 
 O_DIRECTORY_9P = 0o200000          # Linux's O_DIRECTORY, as 9P2000.L Tlopen flags use it
 AT_REMOVEDIR = 0x200
-IOV_MAX = 1024
 NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
 MAX_DIR_ENTRIES = 1 << 20          # a listing longer than this is a misbehaving server
@@ -170,62 +169,8 @@ def _split_time(ns: int) -> tuple:
 
 # == host fd I/O ==========================================================================
 
-def _byte_views(views) -> list:
-    out = []
-    for v in views:
-        v = v if isinstance(v, memoryview) else memoryview(v)
-        if v.format != "B" or v.ndim != 1:
-            v = v.cast("B")
-        if len(v):
-            out.append(v)
-    return out
-
-
-def _advance(views: list, n: int) -> list:
-    """The views left once the first n bytes are consumed."""
-    i = 0
-    while i < len(views) and n >= len(views[i]):
-        n -= len(views[i])
-        i += 1
-    rest = views[i:]
-    if rest and n:
-        rest[0] = rest[0][n:]
-    return rest
-
-
-def _preadv(fd: int, dst, offset: int) -> int:
-    """Fill `dst` from the donated host fd; short only at end of file."""
-    views = _byte_views(dst)
-    done = 0
-    for i in range(0, len(views), IOV_MAX):
-        batch = views[i:i + IOV_MAX]
-        try:
-            n = os.preadv(fd, batch, offset + done)
-        except OSError as exc:
-            if done:
-                return done
-            raise SysError(exc.errno) from None
-        done += n
-        if n < sum(len(v) for v in batch):
-            break           # a regular file reads short only at its end
-    return done
-
-
-def _pwritev(fd: int, src, offset: int) -> int:
-    views = _byte_views(src)
-    done = 0
-    while views:
-        try:
-            n = os.pwritev(fd, views[:IOV_MAX], offset + done)
-        except OSError as exc:
-            if done:
-                return done
-            raise SysError(exc.errno) from None
-        if n <= 0:
-            break
-        done += n
-        views = _advance(views, n)
-    return done
+# The preadv/pwritev helpers live in iov.py (tmpfs uses them too).
+_advance = iov.advance            # the name tests knew it by
 
 
 def _lseek(fd: int, offset: int, whence: int) -> int:
@@ -779,7 +724,7 @@ class GoferFile(GoferInode):
             return 0
         h = self.handle(write=False)
         if h.fd is not None:
-            return _preadv(h.fd, dst, offset)
+            return iov.host_preadv(h.fd, dst, offset)
         return self.fs.p9().read_into(h.fid, offset, dst)
 
     def write(self, offset: int, src) -> int:
@@ -788,7 +733,7 @@ class GoferFile(GoferInode):
             return 0
         h = self.handle(write=True)
         if h.fd is not None:
-            n = _pwritev(h.fd, src, offset)
+            n = iov.host_pwritev(h.fd, src, offset)
         else:
             n = self.fs.p9().write(h.fid, offset, list(src))
         if n:

@@ -1,7 +1,8 @@
 """tmpfs: a POSIX filesystem held entirely in the sentry's memory.
 
-Regular files are sparse: a dict of 4 KiB pages, so a hole costs nothing and
-SEEK_DATA/SEEK_HOLE see page granularity like Linux's tmpfs. Directories map names to
+Regular files are sparse, in 4 KiB pages, so a hole costs nothing and SEEK_DATA/SEEK_HOLE
+see page granularity like Linux's tmpfs; a file past 64 KiB keeps its bytes in a memfd of
+its own so that its reads and writes are one host copy (FileData). Directories map names to
 inodes and give each entry a serial number, which is its getdents position: serials only
 grow, so a position stays meaningful while entries come and go. Sizes and link counts
 follow Linux's shmem: a directory's nlink is 2 + its subdirectories, its size 20 bytes
@@ -19,6 +20,7 @@ import weakref
 from ..kernel.errors import SysError
 from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, Dirent,
                     Filesystem, Inode)
+from . import iov
 from .stat import TMPFS_MAGIC, StatFS
 
 PAGE = 4096
@@ -78,8 +80,131 @@ class TmpFS(Filesystem):
 
 def _refund(fs: TmpFS, pages) -> None:
     fs.inodes_used -= 1
-    if pages:
+    if pages is not None:
         fs.pages_used -= len(pages)
+        pages.close()
+
+
+def _memfd_budget() -> int:
+    # tmpfs files may hold at most a quarter of the sentry's fds, so that they never starve
+    # what needs an fd to work at all (gofer handles, sockets, the event loop).
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(soft, 64) // 4 if soft != resource.RLIM_INFINITY else 1 << 16
+
+
+class FileData:
+    """The bytes of one regular tmpfs file, sparse, in pages.
+
+    Two representations, chosen by size. A small file (every page below SMALL_PAGES) is a
+    dict of 4 KiB bytearrays: no host resource at all. Once a file reaches past that, its
+    bytes move to a memfd of its own, so a read or write of any length is one host
+    preadv/pwritev straight between the memfd and the user's views (one kernel copy,
+    no Python per page). Invariants in memfd mode: the memfd's size is the file's size,
+    and `runs` (sorted, disjoint [lo, hi) page runs) are exactly the pages holding data,
+    the ones charged to the filesystem. A file never goes back to small mode, and stays
+    in it past SMALL_PAGES only when the memfd budget (MEMFDS) is spent.
+    """
+    __slots__ = ("small", "fd", "runs")
+    SMALL_PAGES = 16      # small mode: at most this many pages (a few Python steps per call)
+    MEMFDS = _memfd_budget()
+    memfds_open = 0       # over every tmpfs of the process
+
+    def __init__(self):
+        self.small: dict[int, bytearray] | None = {}
+        self.fd: int | None = None
+        self.runs: list[tuple[int, int]] = []
+
+    def __len__(self) -> int:
+        if self.small is not None:
+            return len(self.small)
+        return sum(hi - lo for lo, hi in self.runs)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            FileData.memfds_open -= 1
+
+    def to_memfd(self, size: int) -> None:
+        """Move the pages into a memfd of `size` bytes (the file's size). Without a free
+        host fd (or budget for one) the file simply stays small: slower, never wrong."""
+        if FileData.memfds_open >= FileData.MEMFDS:
+            return
+        try:
+            fd = os.memfd_create("pysentry-tmpfs", os.MFD_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                return
+            raise SysError(exc.errno) from None
+        try:
+            os.ftruncate(fd, size)
+            for idx, page in self.small.items():
+                os.pwrite(fd, page, idx * PAGE)
+        except OSError as exc:
+            os.close(fd)
+            raise SysError(exc.errno) from None
+        FileData.memfds_open += 1
+        runs = []
+        for idx in sorted(self.small):
+            if runs and runs[-1][1] == idx:
+                runs[-1] = (runs[-1][0], idx + 1)
+            else:
+                runs.append((idx, idx + 1))
+        self.fd, self.runs, self.small = fd, runs, None
+
+    def new_pages(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The runs of pages in [lo, hi) that hold no data yet (memfd mode)."""
+        out, cur = [], lo
+        for a, b in self.runs:
+            if b <= cur:
+                continue
+            if a >= hi:
+                break
+            if a > cur:
+                out.append((cur, a))
+            cur = max(cur, b)
+        if cur < hi:
+            out.append((cur, hi))
+        return out
+
+    def add_pages(self, lo: int, hi: int) -> None:
+        runs = self.runs
+        if runs and runs[-1][0] <= lo <= runs[-1][1]:
+            # Appending (the sequential write): the last run grows.
+            runs[-1] = (runs[-1][0], max(hi, runs[-1][1]))
+            return
+        keep = []
+        for a, b in self.runs:
+            if b < lo or a > hi:
+                keep.append((a, b))
+            else:
+                lo, hi = min(lo, a), max(hi, b)
+        keep.append((lo, hi))
+        keep.sort()
+        self.runs = keep
+
+    def drop_pages_from(self, first: int) -> int:
+        """Forget pages at index >= first; returns how many there were."""
+        before = len(self)
+        self.runs = [(a, min(b, first)) for a, b in self.runs if a < first]
+        return before - len(self)
+
+    def first_data(self, idx: int) -> int | None:
+        """The first page index >= idx holding data (memfd mode), or None."""
+        for a, b in self.runs:
+            if b > idx:
+                return max(a, idx)
+        return None
+
+    def first_hole(self, idx: int) -> int:
+        """The first page index >= idx holding no data (memfd mode)."""
+        for a, b in self.runs:
+            if a > idx:
+                break
+            if b > idx:
+                return b
+        return idx
 
 
 class TmpInode(Inode):
@@ -116,13 +241,27 @@ class TmpInode(Inode):
 
 class TmpFile(TmpInode):
     def __init__(self, fs, mode, uid, gid):
-        self.pages: dict[int, bytearray] = {}
+        self.pages = FileData()
         super().__init__(fs, _st.S_IFREG | (mode & 0o7777), uid, gid)
 
     def blocks(self) -> int:
         return len(self.pages) * (PAGE // 512)
 
+    def _make_big(self, size: int) -> None:
+        """Switch to memfd mode once the file reaches past its small pages."""
+        if self.pages.small is not None and size > FileData.SMALL_PAGES * PAGE:
+            self.pages.to_memfd(self.size)
+
     def read(self, offset: int, dst) -> int:
+        if offset >= self.size:
+            return 0
+        if self.pages.fd is not None:
+            # The memfd's size is the file's: preadv stops at the end by itself.
+            return iov.host_preadv(self.pages.fd, dst, offset)
+        return self._read_small(offset, dst)
+
+    def _read_small(self, offset: int, dst) -> int:
+        small = self.pages.small
         remaining = self.size - offset
         done = 0
         for view in dst:
@@ -133,7 +272,7 @@ class TmpFile(TmpInode):
             while pos < want:
                 idx, off = divmod(offset, PAGE)
                 n = min(PAGE - off, want - pos)
-                page = self.pages.get(idx)
+                page = small.get(idx)
                 if page is None:
                     view[pos:pos + n] = bytes(n)
                 else:
@@ -145,6 +284,40 @@ class TmpFile(TmpInode):
         return done
 
     def write(self, offset: int, src) -> int:
+        count = iov.total(src)
+        if not count:
+            return 0
+        data = self.pages
+        if data.fd is None:
+            self._make_big(offset + count)
+            if data.fd is None:
+                return self._write_small(offset, src)
+        first, end_page = offset // PAGE, (offset + count + PAGE - 1) // PAGE
+        fresh = data.new_pages(first, end_page)
+        room = self.fs.size_limit // PAGE - self.fs.pages_used
+        if fresh and sum(b - a for a, b in fresh) > room:
+            # Linux's tmpfs writes the pages that fit, then says ENOSPC.
+            for a, b in fresh:
+                if b - a > room:
+                    count = min(count, (a + room) * PAGE - offset)
+                    break
+                room -= b - a
+            if count <= 0:
+                raise SysError(errno.ENOSPC)
+            src = iov.clip(src, count)
+            end_page = (offset + count + PAGE - 1) // PAGE
+            fresh = data.new_pages(first, end_page)
+        n = iov.host_pwritev(data.fd, src, offset)
+        if n and fresh:
+            # Pages the host now holds, charged as such (a short write charges its part).
+            touched_end = (offset + n + PAGE - 1) // PAGE
+            charged = sum(min(b, touched_end) - a for a, b in fresh if a < touched_end)
+            self.fs.charge_pages(charged)
+            data.add_pages(first, touched_end)
+        return self._grew(offset + n, n)
+
+    def _write_small(self, offset: int, src) -> int:
+        small = self.pages.small
         done = 0
         for view in src:
             view = memoryview(view).cast("B") if not isinstance(view, memoryview) else view
@@ -152,7 +325,7 @@ class TmpFile(TmpInode):
             while pos < len(view):
                 idx, off = divmod(offset, PAGE)
                 n = min(PAGE - off, len(view) - pos)
-                page = self.pages.get(idx)
+                page = small.get(idx)
                 if page is None:
                     try:
                         self.fs.charge_pages(1)
@@ -160,7 +333,7 @@ class TmpFile(TmpInode):
                         if done:
                             return self._grew(offset, done)
                         raise
-                    page = self.pages[idx] = bytearray(PAGE)
+                    page = small[idx] = bytearray(PAGE)
                 page[off:off + n] = view[pos:pos + n]
                 pos += n
                 offset += n
@@ -175,26 +348,39 @@ class TmpFile(TmpInode):
         return done
 
     def set_size(self, size: int) -> None:
-        if size < self.size:
-            last = (size + PAGE - 1) // PAGE          # first page index wholly past EOF
-            dropped = [i for i in self.pages if i >= last]
+        self._make_big(size)
+        data = self.pages
+        last = (size + PAGE - 1) // PAGE          # first page index wholly past EOF
+        if data.fd is not None:
+            try:
+                os.ftruncate(data.fd, size)
+            except OSError as exc:
+                raise SysError(exc.errno) from None
+            self.fs.charge_pages(-data.drop_pages_from(last))
+        elif size < self.size:
+            small = data.small
+            dropped = [i for i in small if i >= last]
             for i in dropped:
-                del self.pages[i]
+                del small[i]
             self.fs.charge_pages(-len(dropped))
             tail = size % PAGE
-            if tail and size // PAGE in self.pages:
-                page = self.pages[size // PAGE]
+            if tail and size // PAGE in small:
+                page = small[size // PAGE]
                 page[tail:] = bytes(PAGE - tail)
         self.size = size
 
     def seek_data(self, offset: int) -> int:
         if offset >= self.size:
             raise SysError(errno.ENXIO)
-        idxs = sorted(self.pages)
-        i = bisect.bisect_left(idxs, offset // PAGE)
-        if i == len(idxs):
+        if self.pages.small is not None:
+            idxs = sorted(self.pages.small)
+            i = bisect.bisect_left(idxs, offset // PAGE)
+            first = idxs[i] if i < len(idxs) else None
+        else:
+            first = self.pages.first_data(offset // PAGE)
+        if first is None:
             raise SysError(errno.ENXIO)
-        start = max(idxs[i] * PAGE, offset)
+        start = max(first * PAGE, offset)
         if start >= self.size:
             raise SysError(errno.ENXIO)
         return start
@@ -203,10 +389,12 @@ class TmpFile(TmpInode):
         if offset >= self.size:
             raise SysError(errno.ENXIO)
         idx = offset // PAGE
-        while idx in self.pages:
-            idx += 1
+        if self.pages.small is not None:
+            while idx in self.pages.small:
+                idx += 1
+        else:
+            idx = self.pages.first_hole(idx)
         return min(max(idx * PAGE, offset), self.size)
-
 
 
 class TmpSymlink(TmpInode):
