@@ -244,3 +244,38 @@ def test_large_tmpfs_file_without_a_host_fd_stays_in_pages(vfs, monkeypatch, sta
     f.truncate(SMALL + 1)
     assert f.stat().size == SMALL + 1 and f.stat().blocks == (FileData.SMALL_PAGES + 1) * 8
     f.decref()
+
+
+TOP_SRC = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+int main(void) {
+    /* The last page below the top of user space: 0x7ffffffff000 on x86-64 Linux; the
+       sandbox's is lower (its ptrace stub lives above it), so take the first that maps. */
+    char *last = MAP_FAILED;
+    unsigned long tops[] = { 0x7ffffffff000UL, 0x7fffffff0000UL };
+    for (int i = 0; i < 2 && last == MAP_FAILED; i++)
+        last = mmap((void *)(tops[i] - 4096), 4096, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (last == MAP_FAILED) { printf("mmap failed %d\n", errno); return 1; }
+    int fd = open("/proc/self/exe", O_RDONLY);
+    errno = 0;
+    long r = read(fd, last + 4000, 200);            /* crosses the top: EFAULT, no bytes */
+    printf("read across the top: %ld errno %d\n", r, r < 0 ? errno : 0);
+    struct iovec v = { last + 4000, 200 };
+    errno = 0;
+    r = readv(fd, &v, 1);
+    printf("readv across the top: %ld errno %d\n", r, r < 0 ? errno : 0);
+    r = read(fd, last + 4000, 96);                  /* ends exactly at the top: fine */
+    printf("read up to the top: %ld\n", r);
+    return 0;
+}
+"""
+
+
+def test_a_buffer_reaching_past_user_space_is_efault():
+    assert_same([compile_c(TOP_SRC)])

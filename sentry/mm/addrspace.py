@@ -519,9 +519,9 @@ class AddressSpace:
             return []
         end = addr + length
         if addr < 0 or end > self.max_addr:
-            if not partial or addr < 0 or addr >= self.max_addr:
-                raise SysError(errno.EFAULT)
-            end = self.max_addr
+            # A range reaching past user space is EFAULT as a whole, partial or not (Linux's
+            # access_ok refuses it before copying anything).
+            raise SysError(errno.EFAULT)
         # Fast path, the common case of a syscall buffer: the range lies in one VMA with no
         # private copies and nothing to break, so it is one run of the memory file.
         i = bisect.bisect_right(self._starts, addr) - 1

@@ -10,11 +10,12 @@ import struct
 import time
 
 from ..kernel.errors import SysError, WouldBlock
-from ..kernel.wait import Block, INTERRUPTED, TIMEOUT, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
+from ..kernel.wait import Block, INTERRUPTED, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
 from ..kernel import signals as S
 from ..vfs.dirent import pack_dirent64
 from ..vfs.fdtable import FDTable
-from ..vfs.iov import copy_into, total as iov_total
+from ..vfs.iov import advance, copy_into, total as iov_total
+from ..mm.userbuf import UserBuffer
 from ..vfs.unix import SocketFile
 from ..vfs.pipe import make_pipe
 from .table import syscall, PARTIAL
@@ -118,8 +119,10 @@ def sys_close_range(t, first, last, flags, *_):
 
 
 # ---- read / write ----------------------------------------------------------------------
-def _io(t, desc, op, views, offset):
-    """Run op(views, offset), waiting while the file would block."""
+def _io(t, desc, op, resolve, offset):
+    """Run op(views, offset), waiting while the file would block. `resolve()` gives the
+    views of the buffer; it is called again after every wait (mm/userbuf.py says why)."""
+    views = resolve()
     while True:
         try:
             return op(views, offset)
@@ -129,14 +132,16 @@ def _io(t, desc, op, views, offset):
             reason = yield Block([desc.waitqueue], mask=wb.events | POLLERR | POLLHUP)
             if reason == INTERRUPTED:
                 return -ERESTARTSYS
+            views = resolve()
 
 
-def _io_write_all(t, desc, views, offset):
+def _io_write_all(t, desc, resolve, offset):
     """A blocking write to a stream goes on until everything is written, as Linux's pipe
     write does; a signal after partial progress returns the count written so far."""
     if desc.flags & O_NONBLOCK or not desc.stream:
-        return (yield from _io(t, desc, desc.write, views, offset))
-    total, want = 0, sum(len(v) for v in views)
+        return (yield from _io(t, desc, desc.write, resolve, offset))
+    views = resolve()
+    total, want = 0, iov_total(views)
     while True:
         try:
             n = desc.write(views, offset)
@@ -144,26 +149,21 @@ def _io_write_all(t, desc, views, offset):
             reason = yield Block([desc.waitqueue], mask=wb.events | POLLERR | POLLHUP)
             if reason == INTERRUPTED:
                 return total or -ERESTARTSYS
+            try:
+                views = advance(resolve(), total)
+            except SysError:
+                if total:
+                    return total
+                raise
             continue
-        except SysError as e:
+        except SysError:
             if total:
                 return total
             raise
         total += n
         if total >= want or n == 0:
             return total
-        views = _advance(views, n)
-
-
-def _advance(views, n):
-    out = []
-    for v in views:
-        if n >= len(v):
-            n -= len(v)
-            continue
-        out.append(v[n:])
-        n = 0
-    return out
+        views = advance(views, n)
 
 
 def _check_write_result(t, r):
@@ -178,34 +178,36 @@ MAX_RW_COUNT = 0x7ffff000      # Linux caps one read/write at this many bytes
 
 
 def _buffer(t, buf, count, write):
-    count = min(count, MAX_RW_COUNT)
-    return t.mm.views(buf, count, write) if count else []
+    """The user buffer of a read/write that may wait (checked now: EFAULT before waiting)."""
+    ub = UserBuffer(t.mm, [(buf, min(count, MAX_RW_COUNT))], write)
+    ub.views()
+    return ub.views
 
 
-def _read_views(t, fd, views, offset):
+def _read_views(t, fd, resolve, offset):
     desc = t.fdtable.get(s32(fd))
     if isinstance(desc, SocketFile):
         # read(2) on a socket is recv(fd, buf, n, 0): its timeouts, its credentials.
         if offset is not None:
             return -errno.ESPIPE
         from . import socket as sock
-        r, data, st = yield from sock._recv(t, desc, iov_total(views), 0)
+        r, data, st = yield from sock._recv(t, desc, iov_total(resolve()), 0)
         try:
-            return r if r < 0 else copy_into(views, data)
+            return r if r < 0 else copy_into(resolve(), data)
         finally:
             st.drop_rights()
-    return (yield from _io(t, desc, desc.read, views, offset))
+    return (yield from _io(t, desc, desc.read, resolve, offset))
 
 
-def _write_views(t, fd, views, offset):
+def _write_views(t, fd, resolve, offset):
     desc = t.fdtable.get(s32(fd))
     if isinstance(desc, SocketFile):
         if offset is not None:
             return -errno.ESPIPE
         from . import socket as sock
-        return (yield from sock._send(t, desc, views, None, None, 0))
+        return (yield from sock._send(t, desc, resolve, None, None, 0))
     try:
-        r = yield from _io_write_all(t, desc, views, offset)
+        r = yield from _io_write_all(t, desc, resolve, offset)
     except SysError as e:
         r = -e.errno
     return _check_write_result(t, r)
@@ -267,10 +269,9 @@ def sys_pwrite64(t, fd, buf, count, off, *_):
     return _write(t, fd, buf, count, off)
 
 
-def _iovecs(t, iov, cnt, write, partial=False):
-    """The views of an iovec array. Every length is checked before any memory is (as
-    Linux's import_iovec does); with `partial`, a fault part-way ends the list there
-    (EFAULT only if no byte at all is accessible)."""
+def _iovec_ranges(t, iov, cnt) -> list:
+    """An iovec array as [(base, length)]; every length is checked before any memory is
+    (as Linux's import_iovec does)."""
     if cnt > IOV_MAX:
         raise SysError(errno.EINVAL)
     raw = t.mm.read(iov, 16 * cnt) if cnt else b""
@@ -278,6 +279,20 @@ def _iovecs(t, iov, cnt, write, partial=False):
     for _, ln in vecs:
         if ln >> 63:
             raise SysError(errno.EINVAL)
+    return vecs
+
+
+def _iovec_buffer(t, iov, cnt, write):
+    """The iovec buffers of a readv/writev that may wait (checked now)."""
+    ub = UserBuffer(t.mm, _iovec_ranges(t, iov, cnt), write)
+    ub.views()
+    return ub.views
+
+
+def _iovecs(t, iov, cnt, write, partial=False):
+    """The views of an iovec array; with `partial`, a fault part-way ends the list there
+    (EFAULT only if no byte at all is accessible)."""
+    vecs = _iovec_ranges(t, iov, cnt)
     views = []
     for base, ln in vecs:
         if not ln:
@@ -304,21 +319,19 @@ def _vread(t, fd, iov, cnt, offset):
             return desc.read(views, offset)
         except WouldBlock:
             pass
-    return _read_views(t, fd, _iovecs(t, iov, cnt, True), offset)
+    return _read_views(t, fd, _iovec_buffer(t, iov, cnt, True), offset)
 
 
 def _vwrite(t, fd, iov, cnt, offset):
     desc = t.fdtable.get(s32(fd))
-    regular = not desc.stream and not isinstance(desc, SocketFile)
-    views = _iovecs(t, iov, cnt, False, regular)
-    if regular:
+    if not desc.stream and not isinstance(desc, SocketFile):
         try:
-            return desc.write(views, offset)
+            return desc.write(_iovecs(t, iov, cnt, False, True), offset)
         except WouldBlock:
             pass
         except SysError as e:
             return _check_write_result(t, -e.errno)
-    return _write_views(t, fd, views, offset)
+    return _write_views(t, fd, _iovec_buffer(t, iov, cnt, False), offset)
 
 
 @syscall("readv", ("fd", "ptr", "int"))
@@ -369,10 +382,10 @@ def sys_sendfile(t, out_fd, in_fd, offp, count, *_):
         raise SysError(errno.EINVAL)
     # Read at an explicit offset, so a failed write leaves the input's offset alone.
     start = off if off is not None else (None if src.stream else src.pos)
-    n = yield from _io(t, src, src.read, [memoryview(buf)], start)
+    n = yield from _io(t, src, src.read, lambda: [memoryview(buf)], start)
     if n <= 0:
         return n
-    w = yield from _io(t, dst, dst.write, [memoryview(buf)[:n]], None)
+    w = yield from _io(t, dst, dst.write, lambda: [memoryview(buf)[:n]], None)
     if w > 0:
         if offp:
             t.copy_out(offp, struct.pack("<q", off + w))

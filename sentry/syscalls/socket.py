@@ -19,6 +19,7 @@ from ..kernel import signals as S
 from ..kernel.errors import SysError, WouldBlock
 from ..kernel.sigframe import pack_siginfo
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT, POLLERR, POLLHUP
+from ..mm.userbuf import UserBuffer
 from ..vfs import iov
 from ..vfs.file import O_NONBLOCK
 from ..vfs.unix import (AF_UNIX, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_DONTWAIT, MSG_NOSIGNAL,
@@ -105,18 +106,6 @@ def _write_addr(t, addr: int, lenptr: int, data: bytes) -> None:
     if n:
         t.copy_out(addr, data[:n])
     t.copy_out(lenptr, struct.pack("<i", len(data)))
-
-
-def _skip(views, n: int) -> list:
-    """The views with their first n bytes removed."""
-    out = []
-    for v in views:
-        if n >= len(v):
-            n -= len(v)
-            continue
-        out.append(v[n:] if n else v)
-        n = 0
-    return out
 
 
 def _intr(secs) -> int:
@@ -340,19 +329,21 @@ def sys_getsockopt(t, fd, level, name, optval, lenptr, *_):
 
 
 # ---- sending -------------------------------------------------------------------------------
-def _send(t, desc, views, raw_addr, control, flags):
+def _send(t, desc, resolve, raw_addr, control, flags):
     """Send until everything is queued (a stream may take several rounds), or the
-    caller gives up waiting. Returns the count sent or -errno."""
+    caller gives up waiting. Returns the count sent or -errno. `resolve()` gives the views
+    of the data; it is called again after every wait (mm/userbuf.py says why)."""
     caller = _caller(t)
     nonblock = bool(flags & MSG_DONTWAIT or desc.flags & O_NONBLOCK)
     secs = timeout_seconds(desc.sndtimeo)
     deadline = None
+    views = resolve()
     total = iov.total(views)
     sent = 0
     while True:
         try:
-            n = desc.sendmsg(caller, _skip(views, sent) if sent else views, raw_addr or None,
-                             None if sent else control, flags)
+            n = desc.sendmsg(caller, iov.advance(views, sent) if sent else views,
+                             raw_addr or None, None if sent else control, flags)
         except WouldBlock as wb:
             if nonblock or secs == 0.0:
                 return sent or -errno.EAGAIN
@@ -363,6 +354,10 @@ def _send(t, desc, views, raw_addr, control, flags):
                 return sent or _intr(secs)
             if reason == TIMEOUT:
                 return sent or -errno.EAGAIN
+            try:
+                views = resolve()
+            except SysError as e:
+                return sent or -e.errno
             continue
         except SysError as e:
             if sent:
@@ -375,12 +370,11 @@ def _send(t, desc, views, raw_addr, control, flags):
             return sent
 
 
-def _source_views(t, ranges) -> list:
-    """The bytes to send, as views of user memory (EFAULT now if they are not mapped)."""
-    views = []
-    for base, ln in ranges:
-        views += t.mm.views(base, ln, False)
-    return views
+def _source(t, ranges):
+    """The bytes to send, resolved on demand (EFAULT now if they are not mapped)."""
+    ub = UserBuffer(t.mm, ranges, False)
+    ub.views()
+    return ub.views
 
 
 def _copy_to_user(t, ranges, data: bytes) -> None:
@@ -399,8 +393,8 @@ def _copy_to_user(t, ranges, data: bytes) -> None:
 def sys_sendto(t, fd, buf, size, flags, addr, addrlen):
     desc = _sock(t, fd)
     raw = _read_addr(t, addr, addrlen) if addr else b""
-    views = _source_views(t, [(buf, min(size, MAX_RW_COUNT))] if size else [])
-    return (yield from _send(t, desc, views, raw, None, s32(flags)))
+    source = _source(t, [(buf, min(size, MAX_RW_COUNT))] if size else [])
+    return (yield from _send(t, desc, source, raw, None, s32(flags)))
 
 
 def _read_msghdr(t, addr: int):
@@ -482,13 +476,13 @@ def _claimed_creds(t, pid: int, uid: int, gid: int) -> tuple:
 def _sendmsg_one(t, desc, msg_addr: int, flags: int):
     name, namelen, iov_addr, iovlen, control, controllen = _read_msghdr(t, msg_addr)
     raw_addr = t.copy_in(name, namelen) if namelen else b""
-    views = _source_views(t, _iovecs(t, iov_addr, iovlen))
+    source = _source(t, _iovecs(t, iov_addr, iovlen))
     ctl = None
     if controllen:
         if controllen >= OPTMEM_MAX:
             raise SysError(errno.ENOBUFS)
         ctl = _parse_control(t, t.copy_in(control, controllen))
-    return (yield from _send(t, desc, views, raw_addr, ctl, flags))
+    return (yield from _send(t, desc, source, raw_addr, ctl, flags))
 
 
 @syscall("sendmsg", ("fd", "ptr", "flags:msg"), support=PARTIAL,
