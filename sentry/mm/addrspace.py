@@ -425,7 +425,11 @@ class AddressSpace:
             for v in self.vmas:
                 if v.mapped and not v.shared and v.prot & PROT_WRITE:
                     self.pas.protect(v.start, v.end - v.start, v.prot & ~PROT_WRITE)
-            if sp is not None:
+        # Pre-copies only once the write-protection is in force: other threads of ours
+        # keep running, and a store they made between a copy and the protection would be
+        # lost to our side (it would land in the page the child keeps).
+        if sp is not None:
+            with _batch(self.pas):
                 for page in {**self.cow_hot, page_down(sp): None}:
                     self._precopy(page)
                 for page in {**self.child_cow_hot, page_down(sp): None}:
