@@ -21,7 +21,6 @@ import errno
 import os
 import selectors
 import socket
-import traceback
 
 from .p9 import codec, messages as m
 from .p9.errors import EncodeError, FramingError, MalformedMessage, UnknownMessage
@@ -145,6 +144,7 @@ class Server:
             self._drop(conn)
             return
         except Exception:                   # a gofer bug: lose this connection, not all
+            import traceback                # here: it costs ms at every gofer start otherwise
             self._note(f"dropping connection after internal error:\n{traceback.format_exc()}")
             self._drop(conn)
             return

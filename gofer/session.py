@@ -14,7 +14,6 @@ import fcntl
 import os
 import stat
 import struct
-import traceback
 
 from . import hostcalls, hostfs
 from .p9 import messages as m
@@ -122,6 +121,7 @@ class Session:
             self._note(f"{type(msg).__name__}: {exc}")
             return m.Rlerror(msg.tag, errno.EINVAL), None
         except Exception:                               # a gofer bug: answer, keep serving
+            import traceback        # here: it costs ms at every gofer start otherwise
             self._note(traceback.format_exc())
             return m.Rlerror(msg.tag, errno.EIO), None
         if type(result) is tuple:       # (reply, donated fd); a bare reply is a namedtuple

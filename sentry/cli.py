@@ -1,11 +1,19 @@
 """pysentry's command line: `pysentry run -- CMD...`, `pysentry syscalls`."""
-import argparse
-import logging
 import os
 import sys
 
+# `run` options the quick parse below understands, exactly as spelled: each sets one
+# attribute of the arguments. Anything else goes to argparse.
+_QUICK_RUN_FLAGS = {
+    "--platform=ptrace": ("platform", "ptrace"),
+    "--platform=kvm": ("platform", "kvm"),
+    "--strace": ("strace", True),
+    "--debug": ("debug", True),
+}
+
 
 def _volume(spec):
+    import argparse
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
         raise argparse.ArgumentTypeError(f"--volume wants HOST:GUEST[:ro], got {spec!r}")
@@ -33,8 +41,30 @@ def _ensure_standard_fds() -> None:
             setattr(sys, name, open(fd, mode, closefd=False))
 
 
-def main(argv=None):
-    _ensure_standard_fds()
+def _quick_parse(argv):
+    """The arguments of the common command lines (`run [--platform=P] [--strace] [--debug]
+    -- CMD...`) as argparse would give them, without importing argparse (~5 ms with
+    building the parser); None for any other command line, which argparse then parses."""
+    if len(argv) < 3 or argv[0] != "run":
+        return None
+    values = {"cmd": "run", "platform": "ptrace", "rootfs": "/", "volume": [],
+              "strace": False, "debug": False}
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            if i + 1 == len(argv):
+                return None         # no command: argparse says so
+            from types import SimpleNamespace
+            # argparse's REMAINDER keeps the "--"; main drops it.
+            return SimpleNamespace(command=argv[i:], **values)
+        flag = _QUICK_RUN_FLAGS.get(arg)
+        if flag is None:
+            return None
+        values[flag[0]] = flag[1]
+    return None
+
+
+def _parser():
+    import argparse
     ap = argparse.ArgumentParser(prog="pysentry", description="A user-space application kernel.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a command inside a sandbox")
@@ -47,9 +77,19 @@ def main(argv=None):
     run.add_argument("--debug", action="store_true")
     run.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("syscalls", help="print the syscall table with support levels")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
-                        format="pysentry: %(levelname)s: %(message)s")
+    return ap
+
+
+def main(argv=None):
+    _ensure_standard_fds()
+    args = _quick_parse(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        args = _parser().parse_args(argv)
+    # Level numbers of logging.DEBUG and WARNING: logging itself is imported only when
+    # something is logged (sentry/logger.py).
+    from .logger import configure
+    configure(level=10 if getattr(args, "debug", False) else 30,
+              format="pysentry: %(levelname)s: %(message)s")
     if args.cmd == "syscalls":
         from .syscalls.table import load_all
         for e in sorted(load_all().values(), key=lambda e: e.nr):
@@ -63,9 +103,9 @@ def main(argv=None):
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        ap.error("run needs a command: pysentry run -- /bin/sh")
+        _parser().error("run needs a command: pysentry run -- /bin/sh")
     if not os.path.isdir(args.rootfs):
-        ap.error(f"--rootfs {args.rootfs} is not a directory")
+        _parser().error(f"--rootfs {args.rootfs} is not a directory")
     # Gofers first, forked while this process holds nothing of a sandbox yet; they get
     # ready while the sentry's modules load (gofer/launch.py). build_vfs starts gofers
     # with these same arguments and adopts them.

@@ -6,7 +6,8 @@ address spaces (ranges of the memory file mapped at application addresses) and c
 by the kernel's event loop through `event_fd()` + `poll_events()`.
 """
 import contextlib
-from dataclasses import dataclass
+
+from .kernel.record import Record
 
 # Event kinds a context reports.
 EV_SYSCALL = 1      # the application made a system call; regs hold it
@@ -15,13 +16,16 @@ EV_INTERRUPT = 3    # the context stopped because the kernel asked it to (interr
 EV_GONE = 4         # the host side of the context died (killed from outside, OOM)
 
 
-@dataclass(slots=True)
-class Event:
-    kind: int
-    signo: int = 0
-    code: int = 0
-    addr: int = 0
-    siginfo: bytes = b""
+class Event(Record):
+    __slots__ = _fields = ("kind", "signo", "code", "addr", "siginfo")
+
+    def __init__(self, kind: int, signo: int = 0, code: int = 0, addr: int = 0,
+                 siginfo: bytes = b""):
+        self.kind = kind
+        self.signo = signo
+        self.code = code
+        self.addr = addr
+        self.siginfo = siginfo
 
 
 class PlatformAddressSpace:

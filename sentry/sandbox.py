@@ -1,6 +1,5 @@
 """Putting a sandbox together: memory file, platform, mount tree, kernel, first process."""
 import errno
-import logging
 import os
 import select
 import signal
@@ -11,22 +10,26 @@ from .kernel import signals as S
 from .kernel.errors import SysError
 from .kernel.kernel import Kernel
 from .kernel.task import FSContext, Task
+from .logger import configure_if_loaded, log
 from .mm.memfile import MemoryFile
 from .vfs.fdtable import FDTable
 from .vfs.hoststdio import HostStdio, HostTerminal
 
-log = logging.getLogger("pysentry")
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 FORWARDED_HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGHUP,
                           signal.SIGTERM, signal.SIGWINCH)
 
 
 def make_platform(name, memfile):
+    # A platform module that logs through logging itself (kvm) has imported it by now:
+    # configure_if_loaded gives its messages the command line's format from the first one.
     if name == "ptrace":
         from pysentry.platform.ptrace.ptrace import PtracePlatform
+        configure_if_loaded()
         return PtracePlatform(memfile)
     if name == "kvm":
         from pysentry.platform.kvm.kvm import open_platform
+        configure_if_loaded()
         return open_platform(memfile)
     raise SystemExit(f"pysentry: unknown platform {name!r}")
 

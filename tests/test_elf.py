@@ -605,3 +605,23 @@ def test_shebang_examples():
     with pytest.raises(SysError) as e:
         parse_shebang(b"#!" + b"a" * 300)
     assert e.value.errno == errno.ENOEXEC
+
+
+def test_records_compare_hash_and_stay_frozen_like_frozen_dataclasses():
+    """elf's records are kernel/record.py FrozenRecords (no dataclasses at start-up): equal
+    by value to the same class only, hashable by value, immutable, with a field repr."""
+    a = elf.Mapping(0x400000, PAGE_SIZE, 5, 0, 100)
+    b = elf.Mapping(0x400000, PAGE_SIZE, 5, 0, 100)
+    c = elf.Mapping(start=0x400000, length=PAGE_SIZE, prot=5, file_offset=0, file_bytes=0)
+    assert a == b and hash(a) == hash(b) and len({a, b, c}) == 2
+    assert a != c and c.is_anonymous and a.end == 0x400000 + PAGE_SIZE
+    seg = elf.LoadSegment(0x400000, PAGE_SIZE, 100, 0, 5, PAGE_SIZE)
+    assert a != seg and a != (0x400000, PAGE_SIZE, 5, 0, 100)
+    for record, field in ((a, "start"), (seg, "vaddr")):
+        with pytest.raises(AttributeError):
+            setattr(record, field, 0)
+        with pytest.raises(AttributeError):
+            delattr(record, field)
+    assert getattr(a, "start") == 0x400000
+    assert repr(c) == ("Mapping(start=4194304, length=4096, prot=5, file_offset=0, "
+                       "file_bytes=0)")

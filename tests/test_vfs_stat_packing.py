@@ -178,3 +178,20 @@ def test_pack_statfs_matches_kernel(native, which):
 def test_device_numbers_encode_like_glibc():
     for major, minor in ((0, 0), (1, 3), (8, 17), (259, 5), (4095, 1 << 19), (1 << 12, 300)):
         assert makedev(major, minor) == os.makedev(major, minor)
+
+
+def test_stat_records_compare_by_value_and_are_mutable_and_unhashable():
+    """Stat and StatFS are kernel/record.py Records (no dataclasses at start-up): keyword
+    or positional construction with the same defaults, equality by value, fields settable,
+    unhashable like a mutable dataclass."""
+    a = Stat(dev=1, ino=2, mode=0o100644, size=10)
+    b = Stat(1, 2, 0o100644, 1, 0, 0, 0, 10)
+    assert a == b and a.nlink == 1 and a.blksize == 4096 and a.btime is None
+    b.size = 11
+    assert a != b and b.size == 11
+    with pytest.raises(TypeError):
+        hash(a)
+    assert repr(Stat()).startswith("Stat(dev=0, ino=0, mode=0, nlink=1, ")
+    from pysentry.sentry.vfs.stat import StatFS
+    assert StatFS(bsize=512) == StatFS(0, 512) and StatFS().fsid == (0, 0)
+    assert StatFS() != Stat()

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import SysError
+from .record import FrozenRecord
 
 MASK64 = (1 << 64) - 1
 
@@ -121,14 +121,17 @@ class SigFrame(NamedTuple):
     regs: dict          # registers to change for the handler (rip too if handler given)
 
 
-@dataclass(frozen=True)
-class SigReturn:
+class SigReturn(FrozenRecord):
     """Unpacks as (regs, fpstate, sigmask); the rest is for the caller's bookkeeping."""
-    regs: dict          # complete user-register values to resume with (no fs/gs bases)
-    fpstate: int        # user address of the saved FPU state, 0 for none
-    sigmask: int        # blocked set to restore (caller removes SIGKILL/SIGSTOP)
-    uc_flags: int
-    altstack: tuple     # (ss_sp, ss_flags, ss_size) from uc_stack, for sigaltstack()
+    _fields = ("regs", "fpstate", "sigmask", "uc_flags", "altstack")
+
+    def __init__(self, regs: dict, fpstate: int, sigmask: int, uc_flags: int, altstack: tuple):
+        init = object.__setattr__
+        init(self, "regs", regs)        # complete user-register values (no fs/gs bases)
+        init(self, "fpstate", fpstate)  # user address of the saved FPU state, 0 for none
+        init(self, "sigmask", sigmask)  # blocked set to restore (caller drops KILL/STOP)
+        init(self, "uc_flags", uc_flags)
+        init(self, "altstack", altstack)    # (ss_sp, ss_flags, ss_size) from uc_stack
 
     def __iter__(self):
         return iter((self.regs, self.fpstate, self.sigmask))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from ..kernel.errors import SysError
+from ..kernel.record import FrozenRecord
 
 PAGE_SIZE = 4096
 # One past the highest user address with 4-level paging (Linux TASK_SIZE_MAX on x86-64).
@@ -72,30 +72,42 @@ def _is_pow2_or_zero(n: int) -> bool:
     return n & (n - 1) == 0
 
 
-@dataclass(frozen=True)
-class LoadSegment:
+class LoadSegment(FrozenRecord):
     """One PT_LOAD program header, validated (file-relative, before any bias)."""
-    vaddr: int
-    memsz: int
-    filesz: int
-    offset: int
-    prot: int      # PROT_READ | PROT_WRITE | PROT_EXEC
-    align: int
+    _fields = ("vaddr", "memsz", "filesz", "offset", "prot", "align")
+
+    def __init__(self, vaddr: int, memsz: int, filesz: int, offset: int, prot: int,
+                 align: int):
+        init = object.__setattr__
+        init(self, "vaddr", vaddr)
+        init(self, "memsz", memsz)
+        init(self, "filesz", filesz)
+        init(self, "offset", offset)
+        init(self, "prot", prot)        # PROT_READ | PROT_WRITE | PROT_EXEC
+        init(self, "align", align)
 
 
-@dataclass(frozen=True)
-class ElfImage:
-    e_type: int                 # ET_EXEC or ET_DYN
-    entry: int                  # e_entry, before bias
-    phoff: int
-    phdrs: bytes                # the raw program header table (phnum * phent bytes)
-    phnum: int
-    phent: int                  # always PHDR_SIZE (56)
-    segments: tuple[LoadSegment, ...]   # PT_LOADs, ascending and disjoint
-    interp: bytes | None        # PT_INTERP path without its NUL, or None
-    stack_exec: bool            # PT_GNU_STACK has PF_X (no PT_GNU_STACK: False on x86-64)
-    phdr_vaddr: int | None      # PT_PHDR's p_vaddr if present
-    file_size: int | None       # as given to parse_elf (None: unknown, bounds unchecked)
+class ElfImage(FrozenRecord):
+    _fields = ("e_type", "entry", "phoff", "phdrs", "phnum", "phent", "segments", "interp",
+               "stack_exec", "phdr_vaddr", "file_size")
+
+    def __init__(self, e_type: int, entry: int, phoff: int, phdrs: bytes, phnum: int,
+                 phent: int, segments: tuple, interp: bytes | None, stack_exec: bool,
+                 phdr_vaddr: int | None, file_size: int | None):
+        init = object.__setattr__
+        init(self, "e_type", e_type)            # ET_EXEC or ET_DYN
+        init(self, "entry", entry)              # e_entry, before bias
+        init(self, "phoff", phoff)
+        init(self, "phdrs", phdrs)              # the raw program header table (phnum * phent)
+        init(self, "phnum", phnum)
+        init(self, "phent", phent)              # always PHDR_SIZE (56)
+        init(self, "segments", segments)        # LoadSegments (PT_LOAD), ascending, disjoint
+        init(self, "interp", interp)            # PT_INTERP path without its NUL, or None
+        # PT_GNU_STACK has PF_X (no PT_GNU_STACK: False on x86-64)
+        init(self, "stack_exec", stack_exec)
+        init(self, "phdr_vaddr", phdr_vaddr)    # PT_PHDR's p_vaddr if present
+        # as given to parse_elf (None: unknown, bounds unchecked)
+        init(self, "file_size", file_size)
 
 
 def parse_elf(header: bytes, read_at: Callable[[int, int], bytes],
@@ -258,16 +270,20 @@ def default_load_bias(image: ElfImage) -> int | None:
     return page_down((ELF_ET_DYN_BASE & ~(span.align - 1)) - image.segments[0].vaddr)
 
 
-@dataclass(frozen=True)
-class Mapping:
+class Mapping(FrozenRecord):
     """One mapping execve creates. Contents: `file_bytes` bytes of the file starting at
     `file_offset` land at `start`; everything after them up to `start + length` is zero.
     An anonymous mapping has file_bytes == 0."""
-    start: int          # page aligned
-    length: int         # page multiple, > 0
-    prot: int
-    file_offset: int    # page aligned
-    file_bytes: int
+    _fields = ("start", "length", "prot", "file_offset", "file_bytes")
+
+    def __init__(self, start: int, length: int, prot: int, file_offset: int,
+                 file_bytes: int):
+        init = object.__setattr__
+        init(self, "start", start)              # page aligned
+        init(self, "length", length)            # page multiple, > 0
+        init(self, "prot", prot)
+        init(self, "file_offset", file_offset)  # page aligned
+        init(self, "file_bytes", file_bytes)
 
     @property
     def end(self) -> int:

@@ -48,17 +48,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import weakref
 from collections import OrderedDict
 
 from ..kernel.errors import SysError
+from ..logger import log
 from ..vfs import iov
 from .addrspace import PROT_WRITE, Region, page_down, page_up
 from .memfile import PAGE
-
-log = logging.getLogger("pysentry")
 
 MIN_SPAN = 256 << 20           # file offsets a FileMap can map: at least this...
 SPAN_SHARE_OF_MEMFILE = 16     # ...and at most 1/16 of the memory file, unless one mapping needs more

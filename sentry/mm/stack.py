@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
 from typing import Iterable
 
 from ..kernel.errors import SysError
+from ..kernel.record import FrozenRecord
 
 AT_NULL = 0
 AT_IGNORE = 1
@@ -74,20 +74,26 @@ def arg_limit_for_rlimit(stack_rlimit: int) -> int:
 DEFAULT_ARG_LIMIT = arg_limit_for_rlimit(_STK_LIM)
 
 
-@dataclass(frozen=True)
-class InitialStack:
+class InitialStack(FrozenRecord):
     """Unpacks as (sp, data): write `data` at `sp`; it ends exactly at stack_top.
     The other fields are what the kernel remembers (/proc/pid/cmdline, environ, auxv)."""
-    sp: int
-    data: bytes
-    arg_start: int
-    arg_end: int
-    env_start: int
-    env_end: int
-    execfn_addr: int
-    random_addr: int
-    platform_addr: int          # 0 when no platform string was written
-    auxv: tuple                 # the (type, value) pairs written, ending with (AT_NULL, 0)
+    _fields = ("sp", "data", "arg_start", "arg_end", "env_start", "env_end", "execfn_addr",
+               "random_addr", "platform_addr", "auxv")
+
+    def __init__(self, sp: int, data: bytes, arg_start: int, arg_end: int, env_start: int,
+                 env_end: int, execfn_addr: int, random_addr: int, platform_addr: int,
+                 auxv: tuple):
+        init = object.__setattr__
+        init(self, "sp", sp)
+        init(self, "data", data)
+        init(self, "arg_start", arg_start)
+        init(self, "arg_end", arg_end)
+        init(self, "env_start", env_start)
+        init(self, "env_end", env_end)
+        init(self, "execfn_addr", execfn_addr)
+        init(self, "random_addr", random_addr)
+        init(self, "platform_addr", platform_addr)  # 0 when no platform string was written
+        init(self, "auxv", auxv)    # the (type, value) pairs written, ending with (AT_NULL, 0)
 
     def __iter__(self):
         return iter((self.sp, self.data))

@@ -12,21 +12,26 @@ flags:NAME, signal, mode.
 """
 import errno
 import re
-from dataclasses import dataclass, field
+
+from ..kernel.record import Record
 
 FULL, PARTIAL, UNSUPPORTED = "full", "partial", "unsupported"
 
 
-@dataclass
-class Entry:
-    nr: int
-    name: str
-    handler: object = None
-    args: tuple = ()
-    support: str = UNSUPPORTED
-    note: str = ""
-    errno: int = errno.ENOSYS     # what an unsupported entry returns
-    ret: str = "int"              # how --strace prints the result: int, hex, fd
+class Entry(Record):
+    _fields = ("nr", "name", "handler", "args", "support", "note", "errno", "ret")
+
+    def __init__(self, nr: int, name: str, handler: object = None, args: tuple = (),
+                 support: str = UNSUPPORTED, note: str = "", errno: int = errno.ENOSYS,
+                 ret: str = "int"):
+        self.nr = nr
+        self.name = name
+        self.handler = handler
+        self.args = args
+        self.support = support
+        self.note = note
+        self.errno = errno      # what an unsupported entry returns
+        self.ret = ret          # how --strace prints the result: int, hex, fd
 
 
 TABLE: dict[int, Entry] = {}

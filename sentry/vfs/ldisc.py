@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+
+from ..kernel.record import FrozenRecord, Record
 
 N_TTY_BUF_SIZE = 4096
 NCCS = 19
@@ -106,18 +107,22 @@ _NO_COLUMN_UTF8 = bytes(c for c in range(256) if _iscntrl(c) or 0x80 <= c < 0xC0
 _OUTPUT_SPECIAL = re.compile(rb"[\n\r\t\x08]")
 
 
-@dataclass
-class Termios:
+class Termios(Record):
     """struct termios as the kernel's TCGETS/TCSETS carry it (36 bytes), plus the speeds
     of struct termios2 (TCGETS2, 44 bytes)."""
-    iflag: int = 0
-    oflag: int = 0
-    cflag: int = 0
-    lflag: int = 0
-    line: int = 0
-    cc: bytearray = field(default_factory=lambda: bytearray(DEFAULT_CC))
-    ispeed: int = 38400
-    ospeed: int = 38400
+    _fields = ("iflag", "oflag", "cflag", "lflag", "line", "cc", "ispeed", "ospeed")
+
+    def __init__(self, iflag: int = 0, oflag: int = 0, cflag: int = 0, lflag: int = 0,
+                 line: int = 0, cc: bytearray | None = None, ispeed: int = 38400,
+                 ospeed: int = 38400):
+        self.iflag = iflag
+        self.oflag = oflag
+        self.cflag = cflag
+        self.lflag = lflag
+        self.line = line
+        self.cc = bytearray(DEFAULT_CC) if cc is None else cc  # a fresh one per Termios
+        self.ispeed = ispeed
+        self.ospeed = ospeed
 
     SIZE = 36
     SIZE2 = 44
@@ -178,26 +183,32 @@ class Termios:
         return t
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(FrozenRecord):
     """INTR/QUIT/SUSP was typed: send `sig` to the foreground process group. `flush`: the
     discipline dropped its input (a packet-mode pty master is told so)."""
-    sig: int
-    flush: bool
+    _fields = ("sig", "flush")
+
+    def __init__(self, sig: int, flush: bool):
+        object.__setattr__(self, "sig", sig)
+        object.__setattr__(self, "flush", flush)
 
 
-@dataclass(frozen=True)
-class Wait:
+class Wait(FrozenRecord):
     """read() cannot complete now: wait for input, or until `deadline` (monotonic) if set."""
-    deadline: float | None = None
+    _fields = ("deadline",)
+
+    def __init__(self, deadline: float | None = None):
+        object.__setattr__(self, "deadline", deadline)
 
 
-@dataclass
-class Received:
+class Received(Record):
     """What receive() did: how many input bytes it took, and in order the bytes to show
     on the terminal (bytes) and the signals to send (Signal)."""
-    consumed: int
-    events: list
+    _fields = ("consumed", "events")
+
+    def __init__(self, consumed: int, events: list):
+        self.consumed = consumed
+        self.events = events
 
 
 class LineDiscipline:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import stat as _st
 import struct
-from dataclasses import dataclass
+
+from ..kernel.record import Record
 
 # statx mask bits (include/uapi/linux/stat.h)
 STATX_TYPE = 0x1
@@ -84,25 +85,33 @@ def _split_ns(ns: int) -> tuple[int, int]:
     return sec, nsec
 
 
-@dataclass
-class Stat:
-    dev: int = 0
-    ino: int = 0
-    mode: int = 0
-    nlink: int = 1
-    uid: int = 0
-    gid: int = 0
-    rdev: int = 0
-    size: int = 0
-    blksize: int = 4096
-    blocks: int = 0
-    atime: int = 0
-    mtime: int = 0
-    ctime: int = 0
-    btime: int | None = None     # None: the filesystem does not know the birth time
-    mnt_id: int = 0
-    attributes: int = 0
-    attributes_mask: int = 0
+class Stat(Record):
+    _fields = ("dev", "ino", "mode", "nlink", "uid", "gid", "rdev", "size", "blksize",
+               "blocks", "atime", "mtime", "ctime", "btime", "mnt_id", "attributes",
+               "attributes_mask")
+
+    def __init__(self, dev: int = 0, ino: int = 0, mode: int = 0, nlink: int = 1,
+                 uid: int = 0, gid: int = 0, rdev: int = 0, size: int = 0,
+                 blksize: int = 4096, blocks: int = 0, atime: int = 0, mtime: int = 0,
+                 ctime: int = 0, btime: int | None = None, mnt_id: int = 0,
+                 attributes: int = 0, attributes_mask: int = 0):
+        self.dev = dev
+        self.ino = ino
+        self.mode = mode
+        self.nlink = nlink
+        self.uid = uid
+        self.gid = gid
+        self.rdev = rdev
+        self.size = size
+        self.blksize = blksize
+        self.blocks = blocks
+        self.atime = atime
+        self.mtime = mtime
+        self.ctime = ctime
+        self.btime = btime      # None: the filesystem does not know the birth time
+        self.mnt_id = mnt_id
+        self.attributes = attributes
+        self.attributes_mask = attributes_mask
 
     def pack_stat(self) -> bytes:
         a, m, c = _split_ns(self.atime), _split_ns(self.mtime), _split_ns(self.ctime)
@@ -132,20 +141,26 @@ class Stat:
                            self.mnt_id if got & STATX_MNT_ID else 0, 0, 0)
 
 
-@dataclass
-class StatFS:
-    fstype_magic: int = 0
-    bsize: int = 4096
-    blocks: int = 0
-    bfree: int = 0
-    bavail: int = 0
-    files: int = 0
-    ffree: int = 0
-    fsid: tuple = (0, 0)
-    namelen: int = 255
-    frsize: int = 0          # 0: same as bsize
-    flags: int = 0
-    dev: int = 0             # not in struct statfs; lets the VFS derive an fsid
+class StatFS(Record):
+    _fields = ("fstype_magic", "bsize", "blocks", "bfree", "bavail", "files", "ffree",
+               "fsid", "namelen", "frsize", "flags", "dev")
+
+    def __init__(self, fstype_magic: int = 0, bsize: int = 4096, blocks: int = 0,
+                 bfree: int = 0, bavail: int = 0, files: int = 0, ffree: int = 0,
+                 fsid: tuple = (0, 0), namelen: int = 255, frsize: int = 0, flags: int = 0,
+                 dev: int = 0):
+        self.fstype_magic = fstype_magic
+        self.bsize = bsize
+        self.blocks = blocks
+        self.bfree = bfree
+        self.bavail = bavail
+        self.files = files
+        self.ffree = ffree
+        self.fsid = fsid
+        self.namelen = namelen
+        self.frsize = frsize    # 0: same as bsize
+        self.flags = flags
+        self.dev = dev          # not in struct statfs; lets the VFS derive an fsid
 
     def pack_statfs(self) -> bytes:
         return _STATFS.pack(self.fstype_magic, self.bsize, self.blocks, self.bfree,
