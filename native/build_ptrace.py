@@ -19,14 +19,13 @@ int ps_setregs(int tid, struct user_regs_struct *regs);
 int ps_getsiginfo(int tid, void *buf128);
 int ps_getfpregs(int tid, void *buf512);
 int ps_setfpregs(int tid, void *buf512);
-int ps_wait_any(int *status);
 int ps_kick(int tgid, int tid);
 int ps_setoptions(int tid);
 long ps_geteventmsg(int tid);
 int ps_getxstate(int tid, void *buf, int len);
 int ps_setxstate(int tid, void *buf, int len);
 unsigned long long ps_xcr0(void);
-int ps_spin_wait(int usec);
+int ps_spin_collect(int usec, int *status);
 int ps_sigchld_fd(void);
 #define PS_STUB_BASE ...
 #define PS_STUB_MEMFD ...

@@ -214,10 +214,6 @@ int ps_getfpregs(int tid, void *buf) {
 int ps_setfpregs(int tid, void *buf) {
     return ptrace(PTRACE_SETFPREGS, tid, 0, buf) < 0 ? -errno : 0;
 }
-int ps_wait_any(int *status) {
-    int r = waitpid(-1, status, WNOHANG | __WALL);
-    return r < 0 ? -errno : r;
-}
 int ps_kick(int tgid, int tid) {
     return raw(SYS_tgkill, tgid, tid, SIGSTOP, 0, 0, 0) < 0 ? -errno : 0;
 }
@@ -243,18 +239,19 @@ unsigned long long ps_xcr0(void) {
     return ((unsigned long long)edx << 32) | eax;
 }
 
-/* Busy-wait up to `usec` for any tracee event without consuming it (WNOWAIT): a tracee
- * that just resumed usually traps back within microseconds, sooner than the SIGCHLD ->
- * wakeup pipe -> epoll path would tell the loop. Returns 1 when an event is waiting. */
-int ps_spin_wait(int usec) {
+/* Collect the next tracee event, busy-waiting up to `usec` for one (0: look once): a
+ * tracee that just resumed usually traps back within microseconds, sooner than SIGCHLD ->
+ * signalfd -> epoll would tell the loop. The event is consumed here, so the round trip
+ * pays one waitpid (as a bare PTRACE_SYSEMU tracer does). Returns its tid (status in *status), 0 when
+ * none came, or -errno (ECHILD: no children at all). */
+int ps_spin_collect(int usec, int *status) {
+    int r = waitpid(-1, status, WNOHANG | __WALL);
+    if (r != 0 || usec <= 0) return r < 0 ? -errno : r;
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        siginfo_t info;
-        info.si_pid = 0;
-        if (waitid(P_ALL, 0, &info, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) == 0 &&
-            info.si_pid != 0)
-            return 1;
+        r = waitpid(-1, status, WNOHANG | __WALL);
+        if (r != 0) return r < 0 ? -errno : r;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long el = (now.tv_sec - t0.tv_sec) * 1000000L + (now.tv_nsec - t0.tv_nsec) / 1000;
         if (el >= usec) return 0;

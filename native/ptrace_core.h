@@ -28,12 +28,11 @@ int ps_setregs(int tid, struct user_regs_struct *regs);
 int ps_getsiginfo(int tid, void *buf128);
 int ps_getfpregs(int tid, void *buf512);
 int ps_setfpregs(int tid, void *buf512);
-int ps_wait_any(int *status);            /* waitpid(-1, WNOHANG|__WALL): tid, 0 or -errno */
 int ps_kick(int tgid, int tid);          /* make a running tid stop (SIGSTOP via tgkill) */
 int ps_setoptions(int tid);
 long ps_geteventmsg(int tid);
 int ps_getxstate(int tid, void *buf, int len);
 int ps_setxstate(int tid, void *buf, int len);
 unsigned long long ps_xcr0(void);
-int ps_spin_wait(int usec);
+int ps_spin_collect(int usec, int *status);
 int ps_sigchld_fd(void);

@@ -49,10 +49,12 @@ def _check_inject(result: int, what: str) -> int:
 
 
 def _check_result(call, r: int) -> None:
-    """A failed mmap/mprotect in a stub is the stub's failure; a failed munmap is ignored
-    (there is nothing it could leave mapped that the model relies on)."""
+    """A failed mmap/munmap/mprotect in a stub is the stub's failure. A munmap above all:
+    the model has already given the memory back, and a mapping left behind would alias
+    whatever the memory file hands that run to next (it fails with ENOMEM when a split
+    would pass the host's vm.max_map_count)."""
     nr, a0, a1 = call[:3]
-    if nr == SYS_MMAP and r != a0 or nr == SYS_MPROTECT and r < 0:
+    if nr == SYS_MMAP and r != a0 or nr in (SYS_MPROTECT, SYS_MUNMAP) and r < 0:
         raise StubError(f"stub syscall {nr}({a0:#x}, {a1:#x}, ...) -> {r}")
 
 
@@ -75,6 +77,7 @@ class PtraceAddressSpace(PlatformAddressSpace):
         self._queue = None           # deferred calls while inside batch(), else None
         self._depth = 0
         self._reset = False          # a reused stub: its old mappings are still there
+        self.broken = False          # a host call failed: never reuse this stub
         if platform.spare:
             self.pid, self.batch_off, self.parked = platform.spare.pop()
             self._reset = True
@@ -113,7 +116,12 @@ class PtraceAddressSpace(PlatformAddressSpace):
             self._reset = False
             calls = [(SYS_MUNMAP, 0, lib.PS_STUB_BASE, 0, 0, 0, 0)] + calls
         if calls:
-            self._run_batch(calls)
+            try:
+                self._run_batch(calls)
+            except StubError:
+                # Its mappings no longer match the model: it dies with its process.
+                self.broken = True
+                raise
 
     def settle(self):
         """Before any thread of the stub runs: the pending reset of a reused stub."""
@@ -160,8 +168,13 @@ class PtraceAddressSpace(PlatformAddressSpace):
                                                      len(chunk)), "batch")
             i += done
             if done < len(chunk):        # calls[i] failed: the stub stopped there
+                view[base:base + len(chunk) * ENTRY.size] = bytes(len(chunk) * ENTRY.size)
                 _check_result(calls[i], scratch.rax - (1 << 64))
                 i += 1
+            # The page is readable by the application (it shares the address space with
+            # the stub): leave no trace of the calls, which a reused stub's next process
+            # could otherwise read (other processes' layouts).
+            view[base:base + len(chunk) * ENTRY.size] = bytes(len(chunk) * ENTRY.size)
 
     def new_thread(self) -> int:
         self.threads += 1
@@ -180,7 +193,7 @@ class PtraceAddressSpace(PlatformAddressSpace):
             return
         self._queue = None
         platform = self.platform
-        reusable = (self.threads == 0 and len(platform.spare) < POOL_MAX
+        reusable = (not self.broken and self.threads == 0 and len(platform.spare) < POOL_MAX
                     and not any(c.aspace is self for c in platform.leaving.values()))
         if reusable:
             # Once emptied (by its next user), the stub is as the template left it: code
@@ -202,12 +215,15 @@ class PtraceAddressSpace(PlatformAddressSpace):
 
 
 class PtraceContext(PlatformContext):
-    __slots__ = ("platform", "aspace", "tid", "regs", "running", "task")
+    __slots__ = ("platform", "aspace", "tid", "regs", "running", "task", "cpu_base")
 
     def __init__(self, platform, aspace: PtraceAddressSpace):
         self.platform = platform
         self.aspace = aspace
         self.tid = aspace.new_thread()
+        # A parked host thread has run other tasks before: their CPU time is not ours.
+        self.cpu_base = 0
+        self.cpu_base = self.cpu_time_ns()
         self.regs = ffi.new("struct user_regs_struct*")
         lib.ps_getregs(self.tid, self.regs)
         self.running = False
@@ -234,7 +250,7 @@ class PtraceContext(PlatformContext):
         not a file of the application)."""
         try:
             with open(f"/proc/{self.tid}/schedstat", "rb") as f:
-                return int(f.read().split()[0])
+                return int(f.read().split()[0]) - self.cpu_base
         except (OSError, ValueError, IndexError):
             return 0
 
@@ -302,8 +318,14 @@ class PtracePlatform(Platform):
         self.spare: list[tuple[int, int, list]] = []
         self.leaving: dict[int, PtraceContext] = {}   # released while running: exit at next stop
         # SIGCHLD (a tracee stopped) is blocked and read from a signalfd the loop polls.
-        # Threads created later inherit the mask; children get it reset by the stub.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        # Threads created later inherit the mask; children get it reset by the stub. The
+        # last platform of the process to shut down restores the mask it found, so that
+        # host programs started later from this process (tests) do not inherit it.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        if PtracePlatform._live == 0:
+            PtracePlatform._sigchld_was_blocked = signal.SIGCHLD in old
+        PtracePlatform._live += 1
+        self._counted = True
         self._wake_r = lib.ps_sigchld_fd()
         if self._wake_r < 0:
             raise StubError("cannot create the SIGCHLD signalfd")
@@ -312,6 +334,7 @@ class PtracePlatform(Platform):
             raise StubError(f"cannot start the stub: {os.strerror(-pid)}")
         self.template = pid
         self._status = ffi.new("int*")
+        self._ready = None            # (tid, wait status) collected by spin_for_event
         self.resumed = False
         self.xcr0 = lib.ps_xcr0()
         probe = ffi.new("char[]", 16384)
@@ -333,45 +356,68 @@ class PtracePlatform(Platform):
     # sleeping in epoll: measured in bench/results/io.md (getppid round trip).
     SPIN_USEC = int(os.environ.get("PYSENTRY_SPIN_USEC", "30"))
 
+    # The stop events carry nothing but their kind: one shared instance each (the kernel
+    # only reads events), so a round trip allocates none.
+    _SYSCALL_EVENT = Event(EV_SYSCALL)
+    _INTERRUPT_EVENT = Event(EV_INTERRUPT)
+
     def spin_for_event(self) -> bool:
-        if not self.resumed or self.SPIN_USEC <= 0:
-            return False
+        """Called by the loop before it sleeps. Collects the next stop (busy-waiting a few
+        µs right after a resume) into `_ready` for the next poll_events(). Only when none
+        came is the SIGCHLD signalfd drained, and waitpid asked once more: a stop after
+        that drain raises SIGCHLD again, so the epoll sleep cannot miss it, and the
+        signalfd costs nothing on the round trips the spin catches."""
+        usec = self.SPIN_USEC if self.resumed else 0
         self.resumed = False
-        return lib.ps_spin_wait(self.SPIN_USEC) == 1
+        status = self._status
+        tid = lib.ps_spin_collect(usec, status)
+        if tid <= 0:
+            try:
+                while os.read(self._wake_r, 128 * 16):
+                    pass
+            except BlockingIOError:
+                pass
+            tid = lib.ps_spin_collect(0, status)
+            if tid <= 0:
+                return False
+        self._ready = (tid, status[0])
+        return True
 
     def poll_events(self):
-        try:
-            while os.read(self._wake_r, 128 * 16):
-                pass
-        except BlockingIOError:
-            pass
+        """Yields every stop waitpid has, starting with the one spin_for_event() collected.
+        Often the tracee stops again while its event is handled (it preempts the loop in
+        the resume): the next waitpid here then takes it at once, with no trip round the
+        loop. The signalfd is left to spin_for_event(), just before the loop sleeps."""
         status = self._status
+        ready, self._ready = self._ready, None
         while True:
-            tid = lib.ps_wait_any(status)
-            if tid <= 0:
-                return
-            st = status[0]
+            if ready is not None:
+                tid, st = ready
+                ready = None
+            else:
+                tid = lib.ps_spin_collect(0, status)
+                if tid <= 0:
+                    return
+                st = status[0]
             ctx = self.contexts.get(tid)
             if ctx is None:
                 gone = self.leaving.pop(tid, None)
                 if gone is not None and os.WIFSTOPPED(st) and gone.aspace.pid:
                     gone._exit_now()
                 continue                  # a released thread or stub: nothing to do
-            if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+            if st & 0xff != 0x7f:         # exited or killed (not WIFSTOPPED)
                 ctx.running = False
                 del self.contexts[tid]
                 yield ctx, Event(EV_GONE)
                 continue
             ctx.running = False
-            sig = os.WSTOPSIG(st)
+            lib.ps_getregs(tid, ctx.regs)
+            sig = (st >> 8) & 0xff
             if sig == SYSCALL_STOP:
-                lib.ps_getregs(tid, ctx.regs)
-                yield ctx, Event(EV_SYSCALL)
+                yield ctx, self._SYSCALL_EVENT
             elif sig == signal.SIGSTOP:
-                lib.ps_getregs(tid, ctx.regs)
-                yield ctx, Event(EV_INTERRUPT)
+                yield ctx, self._INTERRUPT_EVENT
             else:
-                lib.ps_getregs(tid, ctx.regs)
                 info = ffi.new("char[128]")
                 lib.ps_getsiginfo(tid, info)
                 raw = bytes(ffi.buffer(info))
@@ -379,7 +425,14 @@ class PtracePlatform(Platform):
                 addr = int.from_bytes(raw[16:24], "little")
                 yield ctx, Event(EV_FAULT, signo=sig, code=code, addr=addr, siginfo=raw)
 
+    _live = 0                         # platforms of this process not yet shut down
+    _sigchld_was_blocked = False
+
     def shutdown(self):
+        if self.__dict__.pop("_counted", False):
+            PtracePlatform._live -= 1
+            if PtracePlatform._live == 0 and not PtracePlatform._sigchld_was_blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         for ctx in list(self.contexts.values()):
             ctx.aspace.release()
         for pid, _, _ in self.spare:

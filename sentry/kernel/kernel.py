@@ -9,13 +9,12 @@ time is a wait queue, a timer or a host fd watched by that epoll.
 import collections
 import errno
 import heapq
-import logging
 import os
 import select
 import struct
 import time
-import traceback
 
+from ..logger import log, traceback     # both import logging/traceback on first use
 from ..platform import EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL
 from . import signals as S
 from .errors import SysError
@@ -25,10 +24,11 @@ from .task import ProcessGroup, Session, Task, ThreadGroup
 from .wait import INTERRUPTED, TIMEOUT, WOKEN, Block
 from ..vfs.signalfd import notify_signal
 
-log = logging.getLogger("pysentry")
 MASK64 = (1 << 64) - 1
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 RESTART_CODES = (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK)
+# rax values (unsigned) that may hold one of those codes: -516 .. -512.
+RESTART_LOW, RESTART_HIGH = (1 << 64) - ERESTART_RESTARTBLOCK, (1 << 64) - ERESTARTSYS
 REGNAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
             "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
             "gs_base", "ds", "es", "fs", "gs")
@@ -103,17 +103,20 @@ class Kernel:
     def run(self) -> int:
         pfd = self.platform.event_fd()
         while self.init is not None and not self.init.exiting:
-            self._drain_runq()
-            if self.init.exiting:
-                break
+            if self.runq:
+                self._drain_runq()
+                if self.init.exiting:
+                    break
             if self.host_signals:
                 from ..sandbox import forward_host_signals
                 forward_host_signals(self)
             for ctx, ev in self.platform.poll_events():
                 self._on_event(ctx, ev)
-            self._drain_runq()
+            if self.runq:
+                self._drain_runq()
             timeout = -1
-            now = time.monotonic()
+            if self._timers:
+                now = time.monotonic()
             while self._timers:
                 deadline, _, cb = self._timers[0]
                 if cb is None:
@@ -226,7 +229,12 @@ class Kernel:
         if r is None:       # the handler took care of the task (exit, execve failure kill)
             return
         if type(r) is int:
-            self.complete(t, r)
+            if self.strace is None and not t.dead:
+                # complete() without its strace hook; t.ctx afresh: execve replaces it
+                t.ctx.regs.rax = r & MASK64
+                self.return_to_user(t)
+            else:
+                self.complete(t, r)
         else:
             t.gen = r
             self.step(t, None)
@@ -377,6 +385,18 @@ class Kernel:
         if t.dead:
             return
         regs = t.ctx.regs
+        tg = t.tg
+        # The common case first: nothing to deliver, no stop or exit under way, no restart
+        # code to turn into a restart, no sigmask to restore. Then the slow path below
+        # would only resume the task.
+        rax = regs.rax
+        if not (tg.exiting or tg.stopped or t.saved_sigmask is not None
+                or (t.pending.mask | tg.pending.mask) & ~t.sigmask
+                or RESTART_LOW <= rax <= RESTART_HIGH):
+            if not t.in_app:
+                t.in_app = True
+                t.ctx.resume()
+            return
         while True:
             if t.tg.exiting:
                 self._exit_thread(t)

@@ -250,7 +250,9 @@ class RegularFile(FileDescription):
         if not iov.total(dst):
             return 0
         n = filemap.read(self.inode, offset, dst)
-        self._touch_atime()
+        ino = self.inode
+        if not (ino.atime_ns > ino.mtime_ns and ino.atime_ns > ino.ctime_ns):
+            self._touch_atime()     # relatime may move atime: the rest of the checks
         return n
 
     def _touch_atime(self) -> None:
