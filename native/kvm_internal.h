@@ -3,6 +3,7 @@
 #define PK_INTERNAL_H
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <linux/kvm.h>
 #include "kvm_core.h"
 
@@ -64,6 +65,7 @@ struct pk_vcpu {
     uint64_t fs_base, gs_base;
     int in_user;                      /* stopped in ring 3 (a kick): next entry sets sregs */
     int need_sregs;
+    int direct;                       /* prepared for a run on the loop thread (pk_vcpu_run_here) */
     struct kvm_sregs sregs0;          /* ring-0 template */
     uint8_t *area;                    /* host view of its GDT/TSS page + stack page */
     struct pk_event ev;
@@ -106,6 +108,13 @@ struct pk_vm {
     _Atomic uint64_t stat_wakes;  /* eventfd writes (the loop had to be woken) */
     _Atomic uint64_t stat_sleeps; /* vCPU threads that slept in FUTEX_WAIT for a resume */
     _Atomic uint64_t stat_spin_hits; /* stops the loop caught while busy-waiting */
+    /* Direct runs: the loop thread itself runs KVM_RUN for a context (pk_vcpu_run_here). */
+    _Atomic int loop_in_guest;    /* the loop thread is in (or entering) a direct KVM_RUN */
+    pthread_t loop_thread;
+    int loop_tid;                 /* the thread the slice timer signals (0: no timer yet) */
+    timer_t slice_timer;
+    uint64_t stat_direct;         /* stops reached by direct runs */
+    uint64_t stat_direct_ns, stat_direct_run_ns, stat_direct_ioctls;
 };
 
 struct pk_as {

@@ -220,6 +220,7 @@ void pk_vm_destroy(struct pk_vm *vm) {
         close(v->fd);
         free(v);
     }
+    if (vm->loop_tid) timer_delete(vm->slice_timer);
     if (vm->vm_fd >= 0) close(vm->vm_fd);
     if (vm->kvm_fd >= 0) close(vm->kvm_fd);
     if (vm->event_fd >= 0) close(vm->event_fd);
@@ -241,6 +242,8 @@ uint64_t pk_vm_stat(struct pk_vm *vm, int which) {
          : which == 2 ? vm->stat_replaced : which == 4 ? atomic_load(&vm->stat_served)
          : which == 5 ? atomic_load(&vm->stat_wakes) : which == 6 ? atomic_load(&vm->stat_sleeps)
          : which == 7 ? atomic_load(&vm->stat_spin_hits)
+         : which == 8 ? vm->stat_direct
+         : which == 9 ? vm->stat_direct_ns : which == 10 ? vm->stat_direct_run_ns : which == 11 ? vm->stat_direct_ioctls
          : (uint64_t)vm->nvcpus;
 }
 
@@ -305,15 +308,23 @@ static void report(struct pk_vcpu *v) {
     atomic_store(&v->running, 0);
     atomic_fetch_add(&vm->ring_count, 1);
     pthread_mutex_unlock(&vm->lock);
+    /* A loop thread inside a direct run sees nothing but a signal: stop it (its guest is
+     * stopped with EV_INTERRUPT, see pk_vcpu_run_here). Paired with its ring check after
+     * it sets loop_in_guest: either it sees this stop or this sees the flag. */
+    if (atomic_load(&vm->loop_in_guest)) pthread_kill(vm->loop_thread, kick_signal);
     if (!atomic_load(&vm->loop_spinning)) pk_vm_wake(vm);
 }
 
 /* ---- syscalls answered by the vCPU thread ------------------------------------------ */
 
 /* The id syscalls: their answer is a value of the task that only the kernel changes, and
- * the kernel pushes it here whenever it may have changed (platform/kvm/kvm.py). Slot, or -1. */
-static int served_slot(uint64_t nr) {
+ * the kernel pushes it here whenever it may have changed (platform/kvm/kvm.py). Slot, or -1.
+ * getpgid/getsid only about the caller itself (pid 0: Linux reads the argument as an int). */
+static int served_slot(uint64_t nr, uint64_t arg0) {
     switch (nr) {
+    case 111: return PK_ID_PGRP;    /* getpgrp */
+    case 121: return (uint32_t)arg0 == 0 ? PK_ID_PGRP : -1;    /* getpgid(0) */
+    case 124: return (uint32_t)arg0 == 0 ? PK_ID_SID : -1;     /* getsid(0) */
     case 39:  return PK_ID_PID;     /* getpid */
     case 186: return PK_ID_TID;     /* gettid */
     case 110: return PK_ID_PPID;    /* getppid */
@@ -391,7 +402,7 @@ static void prepare_entry(struct pk_vcpu *v) {
 static int serve_here(struct pk_vcpu *v) {
     struct user_regs_struct *u = v->regs;
     if (!atomic_load_explicit(&v->serve, memory_order_acquire)) return 0;
-    int slot = served_slot(u->orig_rax);
+    int slot = served_slot(u->orig_rax, u->rdi);
     if (slot < 0 || (u->eflags & 0x100) || atomic_load(&v->kick)) return 0;
     u->rax = (uint64_t)atomic_load_explicit(&v->ids[slot], memory_order_relaxed);
     prepare_entry(v);
@@ -574,14 +585,134 @@ int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_a
     atomic_store(&v->kick, 0);
     atomic_store(&v->running, 1);
     atomic_store(&v->go, 1);
-    if (atomic_load(&v->sleeping)) futex(&v->go, FUTEX_WAKE, 1);
+    if (atomic_load(&v->sleeping)) {
+        futex(&v->go, FUTEX_WAKE, 1);
+        return 1;                       /* the thread had given up waiting: a slow hand-off */
+    }
     return 0;
 }
 
 void pk_vcpu_kick(struct pk_vcpu *v) {
     if (!atomic_load(&v->running)) return;
     atomic_store(&v->kick, 1);
+    if (v->direct) return;   /* not started (kicks come from the loop): see run_here */
     pthread_kill(v->thread, kick_signal);
+}
+
+/* ---- direct runs on the loop thread --------------------------------------------------
+ * Every hand-off between the loop and a vCPU thread is a host context switch, and in this
+ * VM (PVM) a switch away from a thread with a loaded vCPU, or a cross-CPU wakeup, costs tens
+ * of microseconds: a syscall through the kernel paid two. When a context is the only one
+ * running, the loop runs its KVM_RUN itself at the point where it would otherwise sleep.
+ * The loop must still notice its other inputs: a stop of another vCPU signals it
+ * (report()), host signals interrupt KVM_RUN by themselves, and a slice timer (the time
+ * until the kernel's next timer, at most the platform's slice) bounds a guest that never
+ * traps, which covers fds that become ready meanwhile. Any interruption stops the guest as
+ * a kick does (EV_INTERRUPT with its registers), so a context is never left half-run. */
+int pk_vcpu_prepare(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
+    if (atomic_load(&v->running)) return -EBUSY;
+    if (!as) return -EINVAL;
+    v->regs = regs;
+    v->as = as;
+    prepare_entry(v);
+    atomic_store(&v->kick, 0);
+    v->direct = 1;
+    atomic_store(&v->running, 1);
+    return 0;
+}
+
+void pk_vcpu_cancel_direct(struct pk_vcpu *v) {
+    if (!v->direct) return;
+    v->direct = 0;
+    atomic_store(&v->kick, 0);
+    atomic_store(&v->running, 0);
+}
+
+static int slice_timer_for_caller(struct pk_vm *vm) {
+    int tid = (int)syscall(SYS_gettid);
+    if (vm->loop_tid == tid) return 0;
+    if (vm->loop_tid) timer_delete(vm->slice_timer);
+    vm->loop_tid = 0;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = kick_signal;
+#ifdef sigev_notify_thread_id
+    sev.sigev_notify_thread_id = tid;
+#else
+    sev._sigev_un._tid = tid;
+#endif
+    if (timer_create(CLOCK_MONOTONIC, &sev, &vm->slice_timer) < 0) return -errno;
+    vm->loop_tid = tid;
+    vm->loop_thread = pthread_self();
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, kick_signal);
+    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    return 0;
+}
+
+static void arm_slice(struct pk_vm *vm, int usec) {
+    struct itimerspec it;
+    memset(&it, 0, sizeof it);
+    if (usec > 0) {
+        it.it_value.tv_sec = usec / 1000000;
+        it.it_value.tv_nsec = (long)(usec % 1000000) * 1000;
+    }
+    timer_settime(vm->slice_timer, 0, &it, NULL);
+}
+
+int pk_vcpu_run_here(struct pk_vcpu *v, int slice_usec) {
+    struct pk_vm *vm = v->vm;
+    if (!v->direct || !atomic_load(&v->running)) return -EINVAL;
+    uint64_t t_start = now_ns();
+    int r = slice_timer_for_caller(vm);
+    if (r) return r;
+    tls_run = v->run;
+    atomic_store(&vm->loop_in_guest, 1);
+    if (atomic_load(&vm->ring_count)) {       /* report() may have missed the flag */
+        atomic_store(&vm->loop_in_guest, 0);
+        tls_run = NULL;
+        return 0;
+    }
+    if (atomic_load(&v->kick)) {
+        /* Kicked before it ran: stop before the iretq with the registers as prepared,
+         * without entering KVM (no immediate_exit entry between an exit and the next). */
+        memset(&v->ev, 0, sizeof v->ev);
+        v->ev.kind = PK_EV_INTERRUPT;
+        v->need_sregs = 1;      /* the prepared sregs never reached KVM */
+        goto stopped;
+    }
+    arm_slice(vm, slice_usec > 0 ? slice_usec : 1);
+    for (;;) {
+        uint64_t t0 = now_ns();
+        int rc = ioctl(v->fd, KVM_RUN, 0);
+        int err = rc < 0 ? errno : 0;
+        vm->stat_direct_run_ns += now_ns() - t0;
+        vm->stat_direct_ioctls++;
+        v->run->immediate_exit = 0;
+        v->run->kvm_dirty_regs = 0;
+        /* Whatever interrupted the run (the slice, another vCPU's stop, a host signal, the
+         * kernel's kick) is a reason to hand the loop back: stop as a kick would. */
+        if (rc < 0 && (err == EINTR || err == EAGAIN)) atomic_store(&v->kick, 1);
+        if (decode(v, rc, err)) break;
+    }
+    arm_slice(vm, 0);
+stopped:
+    atomic_store(&vm->loop_in_guest, 0);
+    tls_run = NULL;
+    v->direct = 0;
+    vm->stat_direct++;
+    /* Onto the ring like a thread's stop, but the loop is this thread: no wakeup. */
+    atomic_store(&v->kick, 0);
+    pthread_mutex_lock(&vm->lock);
+    vm->ring[vm->ring_tail] = v->id;
+    vm->ring_tail = (vm->ring_tail + 1) % (PK_MAX_VCPUS + 1);
+    atomic_store(&v->running, 0);
+    atomic_fetch_add(&vm->ring_count, 1);
+    pthread_mutex_unlock(&vm->lock);
+    vm->stat_direct_ns += now_ns() - t_start;
+    return 1;
 }
 
 int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf) {

@@ -167,3 +167,64 @@ def test_strace_sees_every_id_syscall_none_served_in_c():
 def test_without_strace_the_same_loop_is_served_in_c():
     _, stats = same_on_kvm_with_stats(LOOP)
     assert stats["served_in_c"] >= 100, stats
+
+
+# Process groups and sessions: getpgrp, getpgid(0) and getsid(0) are answered in C. The
+# child spins on getpgrp() (no other syscall) while its parent moves it into a group of its
+# own with setpgid(child, child): the new group must show without the child entering the
+# kernel. Then the child starts a session and reads getsid(0)/getpgid(0); getpgid/getsid
+# of another pid still go to the kernel (and must give Linux's answers).
+PGRP = r'''
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    pid_t me = getpid(), group = getpgrp();
+    printf("parent: getpgid(0) == getpgrp %d, getsid(0) == getsid(me) %d\n",
+           getpgid(0) == group, getsid(0) == getsid(me));
+    fflush(stdout);
+    int p[2];
+    pipe(p);
+    pid_t child = fork();
+    if (child == 0) {
+        alarm(20);                          /* a stale answer would spin forever */
+        pid_t mine = getpid();
+        close(p[0]);
+        write(p[1], "x", 1);                /* polling from now on */
+        long polls = 0;
+        while (getpgrp() != mine) polls++;
+        printf("child: saw its own group %d, getpgid(0) agrees %d\n", getpgrp() == mine,
+               getpgid(0) == mine);
+        pid_t sid = setsid();
+        printf("child: new session %d, getsid(0) %d, getpgrp %d, parent's sid differs %d\n",
+               sid == mine, getsid(0) == mine, getpgrp() == mine, getsid(me) != mine);
+        fprintf(stderr, "polled %ld times\n", polls);
+        fflush(stdout);
+        _exit(0);
+    }
+    char c;
+    close(p[1]);
+    read(p[0], &c, 1);
+    for (volatile long i = 0; i < 2000000; i++) ;   /* let the child poll a while */
+    setpgid(child, child);
+    int st;
+    waitpid(child, &st, 0);
+    printf("parent: still in its group %d, child exited %d\n", getpgrp() == group,
+           WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return 0;
+}
+'''
+
+
+def test_pgrp_and_sid_answered_in_c_follow_setpgid_and_setsid():
+    box, stats = same_on_kvm_with_stats(PGRP)
+    assert b"child: saw its own group 1, getpgid(0) agrees 1\n" in box.stdout
+    polls = int(re.search(rb"polled (\d+) times", box.stderr).group(1))
+    assert polls > 0 and stats["served_in_c"] >= polls, (polls, stats)   # polled on the C path
+
+
+def test_strace_still_sees_getpgrp_and_getsid():
+    box, stats = same_on_kvm_with_stats(PGRP, "--strace")
+    assert stats["served_in_c"] == 0, stats
+    err = box.stderr.decode(errors="replace")
+    assert re.search(r"\bgetsid\(0", err) and re.search(r"\bgetpgid\(0", err), err[-2000:]

@@ -10,6 +10,8 @@ scheduler's job, since every vCPU is a host thread. See docs/kvm.md.
 import errno
 import logging
 import os
+import select
+import time
 
 from pysentry.native._kvm import ffi, lib
 from pysentry.sentry.kernel.sigframe import pack_siginfo
@@ -24,10 +26,13 @@ EXIT_NAMES = {8: "shutdown (triple fault)", 9: "entry failure", 17: "internal er
 
 # Syscalls a vCPU thread answers by itself, in the order of the PK_ID_* slots: their answer is
 # a value of the task that only the kernel changes (docs/kvm.md, "Syscalls served in C").
-SERVED_IN_C = (39, 186, 110, 102, 107, 104, 108)   # getpid gettid getppid getuid geteuid getgid getegid
+# getpid gettid getppid getuid geteuid getgid getegid, then getpgrp (also the answer of
+# getpgid(0)) and getsid(0) (the handlers called with 0 arguments give the caller's own).
+SERVED_IN_C = (39, 186, 110, 102, 107, 104, 108, 111, 124)
 # Syscalls that may make the pushed values stale: the set*id family (credentials are per
-# thread group here, so every context is refreshed before anyone runs on).
-CRED_SYSCALLS = frozenset((105, 106, 113, 114, 117, 119, 122, 123))
+# thread group here) and setpgid/setsid (which may change another process's group), so
+# every context is refreshed before anyone runs on.
+CRED_SYSCALLS = frozenset((105, 106, 113, 114, 117, 119, 122, 123, 109, 112))
 
 
 def _env_usec(name: str, default: int) -> int:
@@ -42,6 +47,11 @@ class KvmUnavailable(Exception):
 
 
 class KvmAddressSpace(PlatformAddressSpace):
+    # Enter every VMA on the first fault (the kernel's map_all): an entry costs 8 bytes of
+    # page table and no memory until touched, and a fault round trip costs ~50-100 us here
+    # (docs/kvm.md, "Page tables"). PYSENTRY_KVM_MAP_AHEAD=0: one VMA per fault.
+    map_ahead = os.environ.get("PYSENTRY_KVM_MAP_AHEAD", "1") != "0"
+
     def __init__(self, platform: "KvmPlatform"):
         self.platform = platform
         self.handle = lib.pk_as_create(platform.vm)
@@ -76,7 +86,7 @@ class KvmAddressSpace(PlatformAddressSpace):
 
 class KvmContext(PlatformContext):
     __slots__ = ("platform", "aspace", "vcpu", "vcpu_id", "regs", "running", "task",
-                 "leaving", "ids_for", "ids")
+                 "leaving", "ids_for", "ids", "on_thread")
 
     def __init__(self, platform: "KvmPlatform", aspace: KvmAddressSpace):
         self.platform = platform
@@ -89,6 +99,7 @@ class KvmContext(PlatformContext):
         self.regs = ffi.new("struct user_regs_struct*")
         self.regs.cs, self.regs.ss, self.regs.eflags = 0x33, 0x2B, 0x202
         self.running = False
+        self.on_thread = False      # running on its vCPU's own thread (not a direct run)
         self.task = None
         self.leaving = False
         self.ids_for = None         # the task whose ids the vCPU thread holds
@@ -106,11 +117,20 @@ class KvmContext(PlatformContext):
                 platform.ids_stale = True
             if platform.ids_stale or self.ids_for is not self.task:
                 platform.push_ids()
-        r = lib.pk_vcpu_resume(self.vcpu, self.regs, self.aspace.handle)
-        if r < 0:
-            raise OSError(-r, f"KVM resume: {os.strerror(-r)}")
+        if platform.direct and platform.direct_ctx is None and platform.on_threads == 0:
+            # Alone: the loop runs it itself when it has nothing else to do (spin_for_event).
+            r = lib.pk_vcpu_prepare(self.vcpu, self.regs, self.aspace.handle)
+            if r < 0:
+                raise OSError(-r, f"KVM resume: {os.strerror(-r)}")
+            platform.direct_ctx = self
+        else:
+            r = lib.pk_vcpu_resume(self.vcpu, self.regs, self.aspace.handle)
+            if r < 0:
+                raise OSError(-r, f"KVM resume: {os.strerror(-r)}")
+            self.on_thread = True
+            platform.on_threads += 1
+            platform.resumed = True
         self.running = True
-        platform.resumed = True
 
     def push_ids(self):
         """Give the vCPU thread the current answers of the SERVED_IN_C syscalls, computed by
@@ -170,6 +190,10 @@ class KvmContext(PlatformContext):
         lib.pk_vcpu_set_ids(self.vcpu, 0, self.platform.no_ids)
         self.ids = None
         self.task = None
+        if self.platform.direct_ctx is self:     # prepared, never ran: nothing to stop
+            lib.pk_vcpu_cancel_direct(self.vcpu)
+            self.platform.direct_ctx = None
+            self.running = False
         if self.running:
             self.leaving = True
             lib.pk_vcpu_kick(self.vcpu)
@@ -190,6 +214,7 @@ class KvmPlatform(Platform):
     SPIN_USEC = 150
     VCPU_SPIN_USEC = 100
     SPIN_BACKOFF = 32
+    DIRECT_SLICE_USEC = 10000
 
     def __init__(self, memfile):
         self.memfile = memfile
@@ -216,6 +241,17 @@ class KvmPlatform(Platform):
         self.serve_in_c = os.environ.get("PYSENTRY_KVM_SERVE_IN_C", "1") != "0"
         self.ids_stale = False
         self.no_ids = ffi.new("int64_t[]", lib.PK_ID_COUNT)
+        # Direct runs (docs/kvm.md, "Direct runs"): a context resumed while no other runs on
+        # a vCPU thread is run by the loop thread itself, for at most the slice at a time.
+        # Off by default (PYSENTRY_KVM_DIRECT=1 turns them on): they win on a loaded host
+        # and lose on a quiet one, where the threads' busy-waits catch every hand-off.
+        self.direct = os.environ.get("PYSENTRY_KVM_DIRECT", "0") not in ("0", "")
+        self.direct_slice_usec = _env_usec("PYSENTRY_KVM_DIRECT_SLICE_USEC",
+                                           self.DIRECT_SLICE_USEC) or self.DIRECT_SLICE_USEC
+        self.direct_ctx = None      # the context prepared for a direct run
+        self.on_threads = 0         # contexts running on their vCPU threads
+        self._loop_fds = None       # poll object over the kernel's epoll fd
+        self._fds_first = False     # the last direct run was put off for ready fds
 
     def new_address_space(self, memfile=None):
         return KvmAddressSpace(self)
@@ -235,7 +271,8 @@ class KvmPlatform(Platform):
         return {"maintenance_runs": lib.pk_vm_stat(vm, 0), "guest_pte_writes": lib.pk_vm_stat(vm, 1),
                 "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3),
                 "served_in_c": lib.pk_vm_stat(vm, 4), "loop_wakeups": lib.pk_vm_stat(vm, 5),
-                "vcpu_sleeps": lib.pk_vm_stat(vm, 6), "spin_hits": lib.pk_vm_stat(vm, 7)}
+                "vcpu_sleeps": lib.pk_vm_stat(vm, 6), "spin_hits": lib.pk_vm_stat(vm, 7),
+                "direct_runs": lib.pk_vm_stat(vm, 8)}
 
     def push_ids(self):
         """Refresh the answers every vCPU thread holds. Called at each resume while stale and
@@ -253,10 +290,45 @@ class KvmPlatform(Platform):
 
     def spin_for_event(self) -> bool:
         self._settle_ids()
+        d = self.direct_ctx
+        if d is not None:
+            slice_usec = self._direct_slice(d)
+            if slice_usec <= 0:
+                return False                    # the loop has fds or a timer to serve first
+            r = lib.pk_vcpu_run_here(d.vcpu, slice_usec)
+            if r < 0:
+                raise OSError(-r, f"KVM direct run: {os.strerror(-r)}")
+            if r == 1:
+                self.direct_ctx = None
+            return True                         # a stop is on the ring
         if not self.resumed or self.spin_usec <= 0:
             return False
         self.resumed = False
         return lib.pk_vm_spin(self.vm, self.spin_usec) == 1
+
+    def _direct_slice(self, ctx) -> int:
+        """How long a direct run may last (µs): until the kernel's next timer, at most the
+        slice; 0 when the loop's own fds are ready or a timer is due (serve those first).
+        Reads the kernel's epoll fd and timer heap (Kernel.epoll, Kernel._timers)."""
+        kernel = ctx.task.kernel if ctx.task is not None else None
+        if kernel is None:
+            return self.direct_slice_usec
+        if self._loop_fds is None:
+            self._loop_fds = select.poll()
+            self._loop_fds.register(kernel.epoll.fileno(), select.POLLIN)
+        # Ready fds go first, once: if the loop's pass over them leaves one ready (a level-
+        # triggered fd nobody drains yet), the context runs anyway, so it cannot starve.
+        if not self._fds_first and self._loop_fds.poll(0):
+            self._fds_first = True
+            return 0
+        self._fds_first = False
+        slice_usec = self.direct_slice_usec
+        timers = getattr(kernel, "_timers", None)
+        if timers:
+            left = int((timers[0][0] - time.monotonic()) * 1e6)
+            if left < slice_usec:
+                slice_usec = left
+        return slice_usec
 
     def poll_events(self):
         self._settle_ids()
@@ -269,6 +341,9 @@ class KvmPlatform(Platform):
                 if ctx is None:
                     continue
                 ctx.running = False
+                if ctx.on_thread:
+                    ctx.on_thread = False
+                    self.on_threads -= 1
                 if ctx.leaving:
                     ctx._return_vcpu()
                     continue
