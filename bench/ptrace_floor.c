@@ -7,7 +7,10 @@
  * tracer that can serve it: at each syscall stop it reads the registers, answers with its
  * own pid (the child's real parent, so the child can verify the answer) and resumes with
  * PTRACE_SYSEMU. Any sentry needs at least those three requests per syscall, so this is
- * the floor for the ptrace platform.
+ * the floor for the ptrace platform. It waits for each stop the way the sentry does, by
+ * polling waitpid for up to SPIN_USEC before sleeping in it (a tracee traps back within
+ * microseconds, sooner than a sleeping tracer is woken), so the floor is the best a C
+ * tracer does here, not a slower one.
  *
  * The child times itself with clock_gettime through the vDSO (no syscall, so no stop) and
  * leaves its result in a shared page; its final exit_group is the signal to stop. Prints
@@ -56,6 +59,25 @@ static void child(struct shared *out, long long ms, pid_t expect) {
     syscall(SYS_exit_group, 0);       /* the tracer ends us here */
 }
 
+#define SPIN_USEC 30
+
+static long elapsed_usec(const struct timespec *t0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000000L + (now.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* The next stop of pid: polled for up to SPIN_USEC, then waited for. */
+static pid_t wait_stop(pid_t pid, int *status) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        pid_t r = waitpid(pid, status, __WALL | WNOHANG);
+        if (r != 0) return r;
+    } while (elapsed_usec(&t0) < SPIN_USEC);
+    return waitpid(pid, status, __WALL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3 || strcmp(argv[1], "getppid") != 0) {
         printf("ERROR usage: ptrace_floor getppid MS\n");
@@ -87,7 +109,7 @@ int main(int argc, char **argv) {
     }
     struct user_regs_struct regs;
     for (;;) {
-        if (waitpid(pid, &status, __WALL) != pid) { printf("ERROR waitpid: %s\n", strerror(errno)); return 1; }
+        if (wait_stop(pid, &status) != pid) { printf("ERROR waitpid: %s\n", strerror(errno)); return 1; }
         if (WIFEXITED(status) || WIFSIGNALED(status)) { printf("ERROR child died early\n"); return 1; }
         int sig = WSTOPSIG(status);
         if (sig != (SIGTRAP | 0x80)) {
