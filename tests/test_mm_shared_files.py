@@ -19,7 +19,7 @@ from conftest import BUILD, assert_same, compile_c, run_native, run_sandbox
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.mm import filemap
 from pysentry.sentry.mm.addrspace import PROT_READ, PROT_WRITE, AddressSpace
-from pysentry.sentry.mm.filemap import PageRanges
+from pysentry.sentry.mm.pageranges import PageRanges
 from pysentry.sentry.mm.memfile import PAGE, MemoryFile
 from pysentry.sentry.vfs.context import Creds
 from pysentry.sentry.vfs.tmpfs import TmpFS

@@ -57,6 +57,7 @@ from ..logger import log
 from ..vfs import iov
 from .addrspace import PROT_WRITE, Region, page_down, page_up
 from .memfile import PAGE
+from .pageranges import PageRanges
 
 MIN_SPAN = 256 << 20           # file offsets a FileMap can map: at least this...
 SPAN_SHARE_OF_MEMFILE = 16     # ...and at most 1/16 of the memory file, unless one mapping needs more
@@ -71,47 +72,6 @@ _spare: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _idle: "OrderedDict" = OrderedDict()
 IDLE_MAX_FILES = 16
 IDLE_MAX_BYTES = 64 << 20      # mirrored bytes kept by idle FileMaps, all together
-
-
-class PageRanges:
-    """A set of page indexes kept as sorted, disjoint, non-adjacent [lo, hi) runs."""
-
-    def __init__(self):
-        self.runs: list[tuple[int, int]] = []
-
-    def gaps(self, lo: int, hi: int) -> list[tuple[int, int]]:
-        """The parts of [lo, hi) not in the set."""
-        return [(a, b) for a, b, inside in self.split(lo, hi) if not inside]
-
-    def add(self, lo: int, hi: int) -> None:
-        if lo >= hi:
-            return
-        keep = []
-        for a, b in self.runs:
-            if b < lo or a > hi:
-                keep.append((a, b))
-            else:
-                lo, hi = min(lo, a), max(hi, b)
-        keep.append((lo, hi))
-        keep.sort()
-        self.runs = keep
-
-    def split(self, lo: int, hi: int) -> list[tuple[int, int, bool]]:
-        """[lo, hi) cut into (a, b, in_set) pieces, in order."""
-        out = []
-        cur = lo
-        for a, b in self.runs:
-            if b <= cur:
-                continue
-            if a >= hi:
-                break
-            if a > cur:
-                out.append((cur, a, False))
-            out.append((max(a, cur), min(b, hi), True))
-            cur = min(b, hi)
-        if cur < hi:
-            out.append((cur, hi, False))
-        return out
 
 
 class FileRegion(Region):
@@ -323,7 +283,7 @@ class FileMap:
         self._go_idle()
 
     def mirrored_bytes(self) -> int:
-        return sum(b - a for a, b in self.mirrored.runs) * PAGE
+        return len(self.mirrored) * PAGE
 
     def _go_idle(self) -> None:
         inode = self.inode

@@ -21,6 +21,7 @@ from ..kernel.errors import SysError
 from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, Dirent,
                     Filesystem, Inode)
 from . import iov
+from ..mm.pageranges import PageRanges
 from .stat import TMPFS_MAGIC, StatFS
 
 PAGE = 4096
@@ -101,11 +102,11 @@ class FileData:
     bytes move to a memfd of its own, so a read or write of any length is one host
     preadv/pwritev straight between the memfd and the user's views (one kernel copy,
     no Python per page). Invariants in memfd mode: the memfd's size is the file's size,
-    and `runs` (sorted, disjoint [lo, hi) page runs) are exactly the pages holding data,
+    and `held` (a PageRanges) is exactly the set of pages holding data,
     the ones charged to the filesystem. A file never goes back to small mode, and stays
     in it past SMALL_PAGES only when the memfd budget (MEMFDS) is spent.
     """
-    __slots__ = ("small", "fd", "runs")
+    __slots__ = ("small", "fd", "held")
     SMALL_PAGES = 16      # small mode: at most this many pages (a few Python steps per call)
     MEMFDS = _memfd_budget()
     memfds_open = 0       # over every tmpfs of the process
@@ -113,12 +114,12 @@ class FileData:
     def __init__(self):
         self.small: dict[int, bytearray] | None = {}
         self.fd: int | None = None
-        self.runs: list[tuple[int, int]] = []
+        self.held = PageRanges()
 
     def __len__(self) -> int:
         if self.small is not None:
             return len(self.small)
-        return sum(hi - lo for lo, hi in self.runs)
+        return len(self.held)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -145,66 +146,28 @@ class FileData:
             os.close(fd)
             raise SysError(exc.errno) from None
         FileData.memfds_open += 1
-        runs = []
         for idx in sorted(self.small):
-            if runs and runs[-1][1] == idx:
-                runs[-1] = (runs[-1][0], idx + 1)
-            else:
-                runs.append((idx, idx + 1))
-        self.fd, self.runs, self.small = fd, runs, None
+            self.held.add(idx, idx + 1)
+        self.fd, self.small = fd, None
 
     def new_pages(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """The runs of pages in [lo, hi) that hold no data yet (memfd mode)."""
-        out, cur = [], lo
-        for a, b in self.runs:
-            if b <= cur:
-                continue
-            if a >= hi:
-                break
-            if a > cur:
-                out.append((cur, a))
-            cur = max(cur, b)
-        if cur < hi:
-            out.append((cur, hi))
-        return out
+        return self.held.gaps(lo, hi)
 
     def add_pages(self, lo: int, hi: int) -> None:
-        runs = self.runs
-        if runs and runs[-1][0] <= lo <= runs[-1][1]:
-            # Appending (the sequential write): the last run grows.
-            runs[-1] = (runs[-1][0], max(hi, runs[-1][1]))
-            return
-        keep = []
-        for a, b in self.runs:
-            if b < lo or a > hi:
-                keep.append((a, b))
-            else:
-                lo, hi = min(lo, a), max(hi, b)
-        keep.append((lo, hi))
-        keep.sort()
-        self.runs = keep
+        self.held.add(lo, hi)
 
     def drop_pages_from(self, first: int) -> int:
         """Forget pages at index >= first; returns how many there were."""
-        before = len(self)
-        self.runs = [(a, min(b, first)) for a, b in self.runs if a < first]
-        return before - len(self)
+        return self.held.drop_from(first)
 
     def first_data(self, idx: int) -> int | None:
         """The first page index >= idx holding data (memfd mode), or None."""
-        for a, b in self.runs:
-            if b > idx:
-                return max(a, idx)
-        return None
+        return self.held.first_in(idx)
 
     def first_hole(self, idx: int) -> int:
         """The first page index >= idx holding no data (memfd mode)."""
-        for a, b in self.runs:
-            if a > idx:
-                break
-            if b > idx:
-                return b
-        return idx
+        return self.held.first_not_in(idx)
 
 
 class TmpInode(Inode):

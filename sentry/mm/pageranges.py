@@ -1,0 +1,76 @@
+"""A set of page indexes kept as sorted, disjoint, non-adjacent [lo, hi) runs.
+
+Used for the pages of a file that hold data (tmpfs files in a memfd) and for the pages a
+FileMap has mirrored from its file.
+"""
+
+
+class PageRanges:
+    """A set of page indexes kept as sorted, disjoint, non-adjacent [lo, hi) runs."""
+
+    def __init__(self):
+        self.runs: list[tuple[int, int]] = []
+
+    def gaps(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The parts of [lo, hi) not in the set."""
+        return [(a, b) for a, b, inside in self.split(lo, hi) if not inside]
+
+    def add(self, lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        runs = self.runs
+        if runs and runs[-1][0] <= lo <= runs[-1][1]:
+            # Appending (a sequential write): the last run grows.
+            runs[-1] = (runs[-1][0], max(hi, runs[-1][1]))
+            return
+        keep = []
+        for a, b in self.runs:
+            if b < lo or a > hi:
+                keep.append((a, b))
+            else:
+                lo, hi = min(lo, a), max(hi, b)
+        keep.append((lo, hi))
+        keep.sort()
+        self.runs = keep
+
+    def split(self, lo: int, hi: int) -> list[tuple[int, int, bool]]:
+        """[lo, hi) cut into (a, b, in_set) pieces, in order."""
+        out = []
+        cur = lo
+        for a, b in self.runs:
+            if b <= cur:
+                continue
+            if a >= hi:
+                break
+            if a > cur:
+                out.append((cur, a, False))
+            out.append((max(a, cur), min(b, hi), True))
+            cur = min(b, hi)
+        if cur < hi:
+            out.append((cur, hi, False))
+        return out
+
+    def __len__(self) -> int:
+        return sum(b - a for a, b in self.runs)
+
+    def drop_from(self, first: int) -> int:
+        """Forget the indexes >= first; returns how many there were."""
+        before = len(self)
+        self.runs = [(a, min(b, first)) for a, b in self.runs if a < first]
+        return before - len(self)
+
+    def first_in(self, idx: int) -> int | None:
+        """The first index >= idx in the set, or None."""
+        for a, b in self.runs:
+            if b > idx:
+                return max(a, idx)
+        return None
+
+    def first_not_in(self, idx: int) -> int:
+        """The first index >= idx not in the set."""
+        for a, b in self.runs:
+            if a > idx:
+                break
+            if b > idx:
+                return b
+        return idx
