@@ -72,3 +72,27 @@ def assert_same(argv, *opts, input=None, cwd=None, env=None, check_stderr=True):
 @pytest.fixture
 def cc():
     return compile_c
+
+
+# ---- a sandbox tmpfs and a host tmpfs file to compare it with (tmpfs tests) ------------
+HOST_SHM = "/dev/shm"
+
+
+@pytest.fixture
+def vfs():
+    """A VirtualFS over a fresh TmpFS, with root credentials."""
+    from pysentry.sentry.vfs.context import Creds
+    from pysentry.sentry.vfs.tmpfs import TmpFS
+    from pysentry.sentry.vfs.vfs import VirtualFS
+    v = VirtualFS(TmpFS())
+    return v, v.root_context(Creds())
+
+
+@pytest.fixture
+def host_file():
+    """A scratch file on the host's tmpfs (elsewhere if there is none): fd and path."""
+    import tempfile
+    fd, path = tempfile.mkstemp(dir=HOST_SHM if os.path.isdir(HOST_SHM) else None)
+    yield fd, path
+    os.close(fd)
+    os.unlink(path)

@@ -62,20 +62,6 @@ def test_data_path_edge_cases_match_linux(where, size):
 
 
 # ---- tmpfs large files against the host's tmpfs -----------------------------------------
-@pytest.fixture
-def vfs():
-    v = VirtualFS(TmpFS())
-    return v, v.root_context(Creds())
-
-
-@pytest.fixture
-def host_file():
-    fd, path = tempfile.mkstemp(dir=SHM if os.path.isdir(SHM) else None)
-    yield fd, path
-    os.close(fd)
-    os.unlink(path)
-
-
 def outcome(fn):
     try:
         return fn()

@@ -21,20 +21,6 @@ SEEK_DATA, SEEK_HOLE = 3, 4
 needs_shm = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs the host tmpfs at /dev/shm")
 
 
-@pytest.fixture
-def vfs():
-    v = VirtualFS(TmpFS())
-    return v, v.root_context(Creds())
-
-
-@pytest.fixture
-def host_file():
-    fd, path = tempfile.mkstemp(dir=SHM if os.path.isdir(SHM) else None)
-    yield fd, path
-    os.close(fd)
-    os.unlink(path)
-
-
 def outcome(fn):
     try:
         return fn()
