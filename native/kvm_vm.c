@@ -576,13 +576,20 @@ struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id) {
 }
 struct pk_event *pk_vcpu_event(struct pk_vcpu *v) { return &v->ev; }
 
-int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
+/* Bind a stopped vCPU to the registers and address space of its next entry. */
+static int bind_entry(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
     if (atomic_load(&v->running)) return -EBUSY;
     if (!as) return -EINVAL;
     v->regs = regs;
     v->as = as;
     prepare_entry(v);
     atomic_store(&v->kick, 0);
+    return 0;
+}
+
+int pk_vcpu_resume(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
+    int err = bind_entry(v, regs, as);
+    if (err) return err;
     atomic_store(&v->running, 1);
     atomic_store(&v->go, 1);
     if (atomic_load(&v->sleeping)) {
@@ -610,12 +617,8 @@ void pk_vcpu_kick(struct pk_vcpu *v) {
  * traps, which covers fds that become ready meanwhile. Any interruption stops the guest as
  * a kick does (EV_INTERRUPT with its registers), so a context is never left half-run. */
 int pk_vcpu_prepare(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_as *as) {
-    if (atomic_load(&v->running)) return -EBUSY;
-    if (!as) return -EINVAL;
-    v->regs = regs;
-    v->as = as;
-    prepare_entry(v);
-    atomic_store(&v->kick, 0);
+    int err = bind_entry(v, regs, as);
+    if (err) return err;
     v->direct = 1;
     atomic_store(&v->running, 1);
     return 0;

@@ -127,18 +127,11 @@ static int wait_tid(int tid, int *status) {
     }
 }
 
-/* Run one host syscall in stopped thread `tid`. `scratch` receives the registers at the
- * int3 (the caller restores the task's registers afterwards). Clone-family calls with
- * PTRACE_O_TRACECLONE/FORK stop first at the event stop; the new tid is stored in *new_tid
- * and it is left in its initial SIGSTOP stop (collected here, so the caller owns it). */
-long ps_inject(int tid, struct user_regs_struct *r, long nr,
-               unsigned long a0, unsigned long a1, unsigned long a2,
-               unsigned long a3, unsigned long a4, unsigned long a5, int *new_tid) {
-    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
-    r->rip = ps_stub_syscall_addr();
-    r->rax = nr; r->orig_rax = (unsigned long)-1;
-    r->rdi = a0; r->rsi = a1; r->rdx = a2; r->r10 = a3; r->r8 = a4; r->r9 = a5;
-    if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0) return -100000 - errno;
+/* Continue stopped stub thread `tid` until the int3 that ends injected code. A kick
+ * (SIGSTOP) that raced with the injection is dropped; a clone-family event attaches the
+ * new thread/process (its tid in *new_tid when asked). Returns 0, or <= -100000 as
+ * ps_inject (-200000 - sig: a fault inside the stub, which means the stub is broken). */
+static long run_to_trap(int tid, int *new_tid) {
     if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return -100000 - errno;
     int status;
     for (;;) {
@@ -155,12 +148,26 @@ long ps_inject(int tid, struct user_regs_struct *r, long nr,
             ptrace(PTRACE_CONT, tid, 0, 0);
             continue;
         }
-        if (sig == SIGTRAP) break;
-        /* A kick (SIGSTOP) raced with the injection: drop it and go on. Anything else is a
-         * fault inside the stub, which means the stub is broken: report it. */
+        if (sig == SIGTRAP) return 0;
         if (sig != SIGSTOP) return -200000 - sig;
         ptrace(PTRACE_CONT, tid, 0, 0);
     }
+}
+
+/* Run one host syscall in stopped thread `tid`. `scratch` receives the registers at the
+ * int3 (the caller restores the task's registers afterwards). Clone-family calls with
+ * PTRACE_O_TRACECLONE/FORK stop first at the event stop; the new tid is stored in *new_tid
+ * and it is left in its initial SIGSTOP stop (collected here, so the caller owns it). */
+long ps_inject(int tid, struct user_regs_struct *r, long nr,
+               unsigned long a0, unsigned long a1, unsigned long a2,
+               unsigned long a3, unsigned long a4, unsigned long a5, int *new_tid) {
+    if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
+    r->rip = ps_stub_syscall_addr();
+    r->rax = nr; r->orig_rax = (unsigned long)-1;
+    r->rdi = a0; r->rsi = a1; r->rdx = a2; r->r10 = a3; r->r8 = a4; r->r9 = a5;
+    if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0) return -100000 - errno;
+    long err = run_to_trap(tid, new_tid);
+    if (err) return err;
     if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
     return (long)r->rax;
 }
@@ -168,7 +175,7 @@ long ps_inject(int tid, struct user_regs_struct *r, long nr,
 /* Run `n` syscalls described in the stub's batch page (at `entries` in the stub) in
  * stopped thread `tid`, in one round trip. Returns how many succeeded (n when all did;
  * then the failing one's result is in scratch->rax), or <= -100000 as ps_inject. No
- * clone-family calls here: their event stops are not handled. */
+ * clone-family calls here: the new tid would not reach the caller. */
 long ps_inject_batch(int tid, struct user_regs_struct *r, unsigned long entries, long n) {
     if (n <= 0) return 0;
     if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
@@ -177,17 +184,8 @@ long ps_inject_batch(int tid, struct user_regs_struct *r, unsigned long entries,
     r->r12 = entries;
     r->r13 = (unsigned long)n;
     if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0) return -100000 - errno;
-    if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return -100000 - errno;
-    int status;
-    for (;;) {
-        int err = wait_tid(tid, &status);
-        if (err) return -100000 + err;
-        if (!WIFSTOPPED(status)) return -100000 - ESRCH;
-        int sig = WSTOPSIG(status);
-        if (sig == SIGTRAP) break;
-        if (sig != SIGSTOP) return -200000 - sig;     /* a fault inside the stub */
-        ptrace(PTRACE_CONT, tid, 0, 0);
-    }
+    long err = run_to_trap(tid, NULL);
+    if (err) return err;
     if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return -100000 - errno;
     if (r->r13 > (unsigned long)n) return -100000 - EIO;
     return n - (long)r->r13;

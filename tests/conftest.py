@@ -96,3 +96,31 @@ def host_file():
     yield fd, path
     os.close(fd)
     os.unlink(path)
+
+
+# ---- the KVM platform on its own memory file, and the sentry's memory use ---------------
+@pytest.fixture
+def platform():
+    """A KVM platform (tests that use it skip without /dev/kvm) on a memory file of its own."""
+    from pysentry.platform.kvm.kvm import KvmPlatform
+    from pysentry.sentry.mm.memfile import MemoryFile
+    mf = MemoryFile()
+    p = KvmPlatform(mf)
+    try:
+        yield p
+    finally:
+        p.shutdown()
+        mf.view.release()
+        mf.map.close()
+        os.close(mf.fd)
+
+
+def memory_file_bytes(pid: int) -> int:
+    """Bytes the memory file of the sentry `pid` holds (its allocated blocks)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "pysentry-memory" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
+        except OSError:
+            continue
+    raise AssertionError("no memory file open in the sentry")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import compile_c, run_native, run_sandbox, sandbox_cmd
+from conftest import memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
                                 reason="no /dev/kvm on this host: the KVM platform cannot run")
@@ -116,16 +116,6 @@ int main(void) {
     assert b"parent after: 201 11 0 202\n" in box.stdout
 
 
-def _memfd_blocks(pid):
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if "pysentry-memory" in os.readlink(f"/proc/{pid}/fd/{fd}"):
-                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
-        except OSError:
-            continue
-    raise AssertionError("no memory file open in the sentry")
-
-
 def test_eagerly_mapped_pages_cost_no_memory_until_touched():
     # 64 MiB mapped, its VMA entered into the guest tables by the first touch; only the
     # pages really written may be allocated in the memory file.
@@ -149,10 +139,10 @@ int main(void) {
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert p.stdout.readline() == b"mapped\n"
-        before = _memfd_blocks(p.pid)
+        before = memory_file_bytes(p.pid)
         p.stdin.write(b"\n"); p.stdin.flush()
         assert p.stdout.readline() == b"touched\n"
-        touched = _memfd_blocks(p.pid)
+        touched = memory_file_bytes(p.pid)
         p.stdin.write(b"\n"); p.stdin.flush()
         out, err = p.communicate(timeout=120)
         assert out == b"read 16\n", err[-2000:]
@@ -162,21 +152,6 @@ int main(void) {
         if p.poll() is None:
             p.kill()
         p.wait(timeout=30)
-
-
-@pytest.fixture
-def platform():
-    from pysentry.platform.kvm.kvm import KvmPlatform
-    from pysentry.sentry.mm.memfile import MemoryFile
-    mf = MemoryFile()
-    p = KvmPlatform(mf)
-    try:
-        yield p
-    finally:
-        p.shutdown()
-        mf.view.release()
-        mf.map.close()
-        os.close(mf.fd)
 
 
 def test_mmap_loop_page_table_work_is_counted_not_guessed(platform):

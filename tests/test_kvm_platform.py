@@ -1,13 +1,11 @@
 """KVM-specific paths: faults to signals, FPU/vector state per task, vCPU threads, page
 tables and copy-on-write, checked against native Linux where Linux is the oracle."""
 import os
-import signal
 import subprocess
-import sys
 
 import pytest
 
-from conftest import compile_c, run_native, run_sandbox, sandbox_cmd
+from conftest import memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
                                 reason="no /dev/kvm on this host: the KVM platform cannot run")
@@ -182,16 +180,6 @@ int main(void) {
     assert box.stdout == b"reader faulted\n"
 
 
-def _memfd_blocks(pid):
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if "pysentry-memory" in os.readlink(f"/proc/{pid}/fd/{fd}"):
-                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
-        except OSError:
-            continue
-    raise AssertionError("no memory file open in the sentry")
-
-
 def test_fork_of_a_64mib_heap_shares_pages_until_written():
     src = r'''
 #include <stdio.h>
@@ -226,14 +214,14 @@ int main(void) {
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert p.stdout.readline() == b"touched\n"
-        before = _memfd_blocks(p.pid)
+        before = memory_file_bytes(p.pid)
         p.stdin.write(b"\n"); p.stdin.flush()
         assert p.stdout.readline() == b"child read 16384\n"
         assert p.stdout.readline() == b"read\n"
-        after_read = _memfd_blocks(p.pid)
+        after_read = memory_file_bytes(p.pid)
         p.stdin.write(b"\n"); p.stdin.flush()
         assert p.stdout.readline() == b"written\n"
-        after_write = _memfd_blocks(p.pid)
+        after_write = memory_file_bytes(p.pid)
         p.stdin.write(b"\n"); p.stdin.flush()
         out, err = p.communicate(timeout=120)
         assert out == b"parent intact 16384\n", err[-2000:]

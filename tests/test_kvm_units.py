@@ -51,21 +51,6 @@ needs_kvm = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
                                reason="no /dev/kvm on this host: the KVM platform cannot run")
 
 
-@pytest.fixture
-def platform():
-    from pysentry.platform.kvm.kvm import KvmPlatform
-    from pysentry.sentry.mm.memfile import MemoryFile
-    mf = MemoryFile()
-    p = KvmPlatform(mf)
-    try:
-        yield p
-    finally:
-        p.shutdown()
-        mf.view.release()
-        mf.map.close()
-        os.close(mf.fd)
-
-
 P, W, NX, PROTNONE = 1, 2, 1 << 63, 0x200
 
 
