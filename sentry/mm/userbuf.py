@@ -10,15 +10,28 @@ tables at copy time: an unmapped buffer is EFAULT then, never someone else's mem
 
 
 class UserBuffer:
-    __slots__ = ("mm", "ranges", "write")
+    __slots__ = ("mm", "ranges", "write", "_checked")
 
     def __init__(self, mm, ranges, write: bool):
         self.mm = mm
         self.ranges = ranges          # [(address, length)], lengths already validated
         self.write = write
+        self._checked = None
+
+    def check(self) -> None:
+        """Resolve now (SysError(EFAULT) before the syscall waits). The views are kept for
+        the very next views() call, which callers make before their first wait."""
+        self._checked = self._resolve()
 
     def views(self) -> list:
         """Views of the buffer now (SysError(EFAULT) if any byte is inaccessible)."""
+        got = self._checked
+        if got is not None:
+            self._checked = None
+            return got
+        return self._resolve()
+
+    def _resolve(self) -> list:
         out = []
         for base, length in self.ranges:
             if length:

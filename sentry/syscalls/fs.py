@@ -180,7 +180,7 @@ MAX_RW_COUNT = 0x7ffff000      # Linux caps one read/write at this many bytes
 def _buffer(t, buf, count, write):
     """The user buffer of a read/write that may wait (checked now: EFAULT before waiting)."""
     ub = UserBuffer(t.mm, [(buf, min(count, MAX_RW_COUNT))], write)
-    ub.views()
+    ub.check()
     return ub.views
 
 
@@ -285,7 +285,7 @@ def _iovec_ranges(t, iov, cnt) -> list:
 def _iovec_buffer(t, iov, cnt, write):
     """The iovec buffers of a readv/writev that may wait (checked now)."""
     ub = UserBuffer(t.mm, _iovec_ranges(t, iov, cnt), write)
-    ub.views()
+    ub.check()
     return ub.views
 
 

@@ -373,7 +373,7 @@ def _send(t, desc, resolve, raw_addr, control, flags):
 def _source(t, ranges):
     """The bytes to send, resolved on demand (EFAULT now if they are not mapped)."""
     ub = UserBuffer(t.mm, ranges, False)
-    ub.views()
+    ub.check()
     return ub.views
 
 
