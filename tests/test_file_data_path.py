@@ -110,6 +110,12 @@ def test_large_tmpfs_file_matches_host_tmpfs(vfs, host_file, plan):
             os.ftruncate(fd, off)
         hs, ms = os.fstat(fd), f.stat()
         assert (ms.size, ms.blocks) == (hs.st_size, hs.st_blocks), (plan, step)
+        # Whole-file reads after every step (through the memfd's read mapping once the
+        # pages all hold data): the bytes, and no hole allocated by reading it.
+        assert pread(f, ms.size + 10, 0) == os.pread(fd, ms.size + 10, 0), (plan, step)
+        assert f.stat().blocks == ms.blocks, (plan, step)
+        if f.inode.pages.fd is not None:           # and the memfd holds just those pages
+            assert os.fstat(f.inode.pages.fd).st_blocks == ms.blocks, (plan, step)
         for probe in list(range(0, ms.size + 2 * PAGE, 7 * PAGE + 123)) + [ms.size - 1]:
             for whence in (SEEK_DATA, SEEK_HOLE):
                 assert outcome(lambda: f.seek(probe, whence)) == \
@@ -122,6 +128,31 @@ def test_large_tmpfs_file_matches_host_tmpfs(vfs, host_file, plan):
     got = f.read([memoryview(b) for b in bufs], 777)
     assert b"".join(bufs)[:got] == os.pread(fd, 128458, 777)
     f.decref()
+
+
+def test_tmpfs_read_mappings_are_capped_and_dropped(vfs, monkeypatch):
+    from pysentry.sentry.vfs import tmpfs
+    v, ctx = vfs
+    monkeypatch.setattr(tmpfs, "MAPPED_FILES", 2)
+    files = []
+    for i in range(4):
+        f = v.openat(ctx, None, b"/m%d" % i, os.O_CREAT | os.O_RDWR, 0o644)
+        data = pattern(SMALL + 3 * PAGE, i)[:SMALL + 3 * PAGE]
+        assert f.write([memoryview(data)], 0) == len(data)
+        files.append((f, data))
+    for _ in range(2):
+        for f, data in files:
+            assert pread(f, len(data), 0) == data
+            assert pread(f, 100, PAGE - 50) == data[PAGE - 50:PAGE + 50]
+            assert f.inode.pages._view is not None       # this read went through a mapping
+            assert len(tmpfs._MAPPED) <= 2
+    # Shrinking drops the mapping first (a mapping past the memfd's end would fault).
+    f, data = files[-1]
+    f.truncate(PAGE + 1)
+    assert f.inode.pages._view is None
+    assert pread(f, 3 * PAGE, 0) == data[:PAGE + 1]
+    for f, _ in files:
+        f.decref()
 
 
 def test_large_tmpfs_file_space_is_charged_and_refunded():

@@ -3,6 +3,9 @@
 Used for the pages of a file that hold data (tmpfs files in a memfd) and for the pages a
 FileMap has mirrored from its file.
 """
+import bisect
+
+_BEYOND = float("inf")     # sorts after every run end: (lo, _BEYOND) follows (lo, b)
 
 
 class PageRanges:
@@ -49,6 +52,13 @@ class PageRanges:
         if cur < hi:
             out.append((cur, hi, False))
         return out
+
+    def covers(self, lo: int, hi: int) -> bool:
+        """Whether every index of [lo, hi) is in the set (one run holds them all, since
+        runs never touch)."""
+        runs = self.runs
+        i = bisect.bisect_right(runs, (lo, _BEYOND)) - 1
+        return i >= 0 and runs[i][1] >= hi
 
     def __len__(self) -> int:
         return sum(b - a for a, b in self.runs)
