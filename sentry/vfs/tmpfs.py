@@ -176,8 +176,8 @@ class FileData:
         if self.held.covers(offset // PAGE, (end + PAGE - 1) // PAGE):
             view = self._view
             if view is None or len(view) < end:
-                view = self._mapping(size)
-            if view is not None:
+                view = self._mapping()
+            if view is not None and len(view) >= end:
                 pos = offset
                 for d in dst:
                     n = min(len(d), end - pos)
@@ -190,12 +190,14 @@ class FileData:
         # The memfd's size is the file's: preadv stops at the end by itself.
         return iov.host_preadv(self.fd, dst, offset)
 
-    def _mapping(self, size: int) -> memoryview | None:
-        """A view of a fresh read-only mapping of the first `size` bytes of the memfd;
-        None when the host will not map it (the caller reads with preadv instead)."""
+    def _mapping(self) -> memoryview | None:
+        """A view of a fresh read-only mapping of the whole memfd, as long as the host
+        says it is now (never past its end); None when the host will not map it (the
+        caller reads with preadv instead)."""
         self.unmap()
         try:
-            m = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+            m = mmap.mmap(self.fd, os.fstat(self.fd).st_size, mmap.MAP_SHARED,
+                          mmap.PROT_READ)
         except (OSError, ValueError):
             return None
         self._map, self._view = m, memoryview(m)
