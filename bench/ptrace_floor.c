@@ -4,10 +4,11 @@
  *   ptrace_floor getppid MS
  *
  * A forked child runs the same timed getppid loop as iobench; the parent is the smallest
- * tracer that can serve it: at each syscall stop it reads the registers, answers with its
- * own pid (the child's real parent, so the child can verify the answer) and resumes with
- * PTRACE_SYSEMU. Any sentry needs at least those three requests per syscall, so this is
- * the floor for the ptrace platform. It waits for each stop the way the sentry does, by
+ * tracer that can serve it: at each syscall stop it reads the registers, writes its answer
+ * (its own pid: the child's real parent, so the child can verify it) into rax alone with
+ * PTRACE_POKEUSER, the cheapest register write, and resumes with PTRACE_SYSEMU. Any sentry
+ * needs at least those three requests per syscall, so this is the floor for the ptrace
+ * platform. It waits for each stop the way the sentry does, by
  * polling waitpid for up to SPIN_USEC before sleeping in it (a tracee traps back within
  * microseconds, sooner than a sleeping tracer is woken), so the floor is the best a C
  * tracer does here, not a slower one.
@@ -18,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -119,8 +121,8 @@ int main(int argc, char **argv) {
         }
         ptrace(PTRACE_GETREGS, pid, 0, &regs);
         if (regs.orig_rax == SYS_exit_group) break;
-        regs.rax = regs.orig_rax == SYS_getppid ? (unsigned long long)me : (unsigned long long)-ENOSYS;
-        ptrace(PTRACE_SETREGS, pid, 0, &regs);
+        unsigned long answer = regs.orig_rax == SYS_getppid ? (unsigned long)me : (unsigned long)-ENOSYS;
+        ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user_regs_struct, rax), (void *)answer);
         ptrace(PTRACE_SYSEMU, pid, 0, 0);
     }
     kill(pid, SIGKILL);
