@@ -61,6 +61,32 @@ def test_data_path_edge_cases_match_linux(where, size):
     assert f"size {size}" in out
 
 
+@pytest.mark.parametrize("where", ["tmpfs", "volume"])
+def test_reads_past_the_first_chunk_match_linux(where):
+    prog = compile_c("read_chunks")
+    name = f"chunks-{uuid.uuid4().hex[:8]}"
+    opts, d = [], None
+    if where == "tmpfs":
+        path = f"/tmp/{name}"
+    else:
+        HOST_SCRATCH.mkdir(parents=True, exist_ok=True)
+        d = tempfile.mkdtemp(dir=HOST_SCRATCH)
+        path = f"{d}/{name}"
+        opts = ["--volume", f"{d}:{d}"]
+    try:
+        box = assert_same([prog, path], *opts)
+    finally:
+        if d:
+            shutil.rmtree(d, ignore_errors=True)
+    out = box.stdout.decode()
+    assert "pread whole into 8 MiB: 3145733 " in out
+    assert "pread into 2 MiB mapped of 8: 2097152 " in out
+    assert "pread past user space: -1 Bad address" in out
+    assert "preadv total past MAX_RW_COUNT: 3145728 " in out     # cut short by the unmapped part
+    assert "preadv second buffer past user space: -1 Bad address" in out
+    assert "parent untouched: 1" in out
+
+
 # ---- tmpfs large files against the host's tmpfs -----------------------------------------
 def outcome(fn):
     try:

@@ -213,6 +213,62 @@ def _write_views(t, fd, resolve, offset):
     return _check_write_result(t, r)
 
 
+# A read from a file that never waits resolves its buffer (breaking copy-on-write for
+# every page) only as far as data can arrive: in chunks that start at this size and
+# double, so a huge buffer handed to a small file costs the first chunk, not the whole
+# buffer (which stalled the single-threaded kernel ~1 s per 64 MiB), while a big read of
+# a big file still takes few calls.
+FIRST_READ_CHUNK = 1 << 20
+LAST_READ_CHUNK = 64 << 20
+
+
+def _read_chunked(t, desc, ranges, offset):
+    """Read a non-waiting file into the (address, length) ranges in growing chunks,
+    stopping at the first short read. A buffer that turns inaccessible part-way gets the
+    bytes before the fault; only a fault before any byte is EFAULT, as on Linux."""
+    top = t.mm.max_addr
+    for base, ln in ranges:
+        if base + ln > top:
+            # Linux's access_ok refuses the whole call before copying anything.
+            raise SysError(errno.EFAULT)
+    done, chunk = 0, FIRST_READ_CHUNK
+    ranges = list(ranges)
+    while ranges:
+        views, want = [], 0
+        while ranges and want < chunk:
+            base, ln = ranges[0]
+            n = min(ln, chunk - want)
+            try:
+                got = t.mm.views(base, n, True, True)
+            except SysError:
+                if done or views:
+                    ranges = []
+                    break
+                raise
+            views += got
+            got_n = iov_total(got)
+            want += got_n
+            if got_n < n:
+                ranges = []              # a fault part-way: this is the last chunk
+                break
+            ranges[0] = (base + n, ln - n)
+            if ln == n:
+                ranges.pop(0)
+        if not views:
+            break
+        try:
+            n = desc.read(views, None if offset is None else offset + done)
+        except (WouldBlock, SysError):
+            if done:
+                return done
+            raise
+        done += n
+        if n < want:
+            break
+        chunk = min(chunk * 2, LAST_READ_CHUNK)
+    return done
+
+
 def _read(t, fd, buf, count, offset):
     # The hot path of every file read: kept to the fewest Python steps (the fd as an
     # unsigned int, as Linux takes it; EBADF before EFAULT, as Linux orders them).
@@ -224,7 +280,9 @@ def _read(t, fd, buf, count, offset):
         if count > MAX_RW_COUNT:
             count = MAX_RW_COUNT
         try:
-            return desc.read(t.mm.views(buf, count, True, True) if count else [], offset)
+            if count <= FIRST_READ_CHUNK:
+                return desc.read(t.mm.views(buf, count, True, True) if count else [], offset)
+            return _read_chunked(t, desc, [(buf, count)], offset)
         except WouldBlock:
             pass
     return _read_views(t, fd, _buffer(t, buf, count, True), offset)
@@ -279,6 +337,15 @@ def _iovec_ranges(t, iov, cnt) -> list:
     for _, ln in vecs:
         if ln >> 63:
             raise SysError(errno.EINVAL)
+    # Then each buffer must lie in user space as given, and the total is cut to
+    # MAX_RW_COUNT (Linux's import_iovec, in that order).
+    top, room = t.mm.max_addr, MAX_RW_COUNT
+    for i, (base, ln) in enumerate(vecs):
+        if ln and base + ln > top:
+            raise SysError(errno.EFAULT)
+        if ln > room:
+            vecs[i] = (base, room)
+        room -= vecs[i][1]
     return vecs
 
 
@@ -292,7 +359,10 @@ def _iovec_buffer(t, iov, cnt, write):
 def _iovecs(t, iov, cnt, write, partial=False):
     """The views of an iovec array; with `partial`, a fault part-way ends the list there
     (EFAULT only if no byte at all is accessible)."""
-    vecs = _iovec_ranges(t, iov, cnt)
+    return _views_of(t, _iovec_ranges(t, iov, cnt), write, partial)
+
+
+def _views_of(t, vecs, write, partial):
     views = []
     for base, ln in vecs:
         if not ln:
@@ -314,9 +384,11 @@ def _vread(t, fd, iov, cnt, offset):
     if not desc.stream and not isinstance(desc, SocketFile):
         # As _read: a regular file or directory needs no generator, and a fault part-way
         # through the buffers makes a short read.
-        views = _iovecs(t, iov, cnt, True, True)
+        ranges = _iovec_ranges(t, iov, cnt)
         try:
-            return desc.read(views, offset)
+            if sum(ln for _, ln in ranges) <= FIRST_READ_CHUNK:
+                return desc.read(_views_of(t, ranges, True, True), offset)
+            return _read_chunked(t, desc, [r for r in ranges if r[1]], offset)
         except WouldBlock:
             pass
     return _read_views(t, fd, _iovec_buffer(t, iov, cnt, True), offset)
