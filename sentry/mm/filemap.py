@@ -38,7 +38,10 @@ Invariants of a FileMap:
   any write or size change through the sentry drops it. It is taken back only if the
   file's size, mtime and ctime are still those it was filled under (a file changed behind
   the sentry's back in a shared mount shows new attributes once stat() fetches them, which
-  mmap does first).
+  mmap does first). In an exclusive mount (the default) the attributes are the sentry's
+  own and are not fetched again, as the mount's contract is that the sandbox is the file's
+  only writer; so a host-side change made while the FileMap is idle is not seen by the
+  next mmap, although read(2) through the donated host fd would see it until then.
 
 Known divergences: pages past EOF read as zero instead of raising SIGBUS; files changed
 behind the sentry's back (a shared gofer mount) are not re-read while mapped; MADV_REMOVE
