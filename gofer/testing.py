@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -53,14 +54,18 @@ def _stop(proc: subprocess.Popen) -> None:
 def diod_server(root: str):
     """Debian's diod serving `root` on a free loopback port: yields the port."""
     port = free_port()
+    # diod may dump core when it is terminated mid-session (and raises its own core
+    # limit), so it runs in a scratch directory of its own, not the tests' one.
+    cwd = tempfile.mkdtemp(prefix="pysentry-diod-")
     proc = subprocess.Popen([DIOD, "-f", "-n", "-e", str(root), "-l", f"127.0.0.1:{port}"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=cwd)
     try:
         wait_listening(port, proc)
         yield port
     finally:
         _stop(proc)
+        shutil.rmtree(cwd, ignore_errors=True)
 
 
 @contextlib.contextmanager
