@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <sched.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -132,6 +134,25 @@ static void drop_capabilities(void) {
     raw(SYS_capset, (long)&hdr, (long)data, 0, 0, 0, 0);
 }
 
+/* The legacy vsyscall page: the host kernel serves a call into it (gettimeofday, time,
+ * getcpu) itself, without a syscall stop, so PTRACE_SYSEMU never shows it to the sentry.
+ * This filter makes such a call a SIGSYS stop instead (SECCOMP_RET_TRAP; the host then
+ * performs nothing), and the sentry serves it (sentry/kernel/vsyscall.py). Syscalls under
+ * PTRACE_SYSEMU never reach seccomp; the stub's own injected ones are allowed. */
+static int install_vsyscall_filter(void) {
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffU, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xfffff000U),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xff600000U, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    return (int)raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog, 0, 0, 0);
+}
+
 int ps_stub_spawn(int memfd) {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -156,7 +177,8 @@ int ps_stub_spawn(int memfd) {
         if (__rseq_size > 0)
             raw(SYS_rseq, (long)((char *)__builtin_thread_pointer() + __rseq_offset),
                 __rseq_size < 32 ? 32 : __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG, 0, 0);
-        drop_capabilities();
+        drop_capabilities();                         /* also sets no_new_privs */
+        if (install_vsyscall_filter() != 0) _exit(126);
         if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) _exit(122);
         size_t len = (size_t)(ps_stub_end - ps_stub_start);
         void *p = mmap((void *)PS_STUB_BASE, PS_STUB_SIZE, PROT_READ | PROT_WRITE,

@@ -199,3 +199,34 @@ def test_exec_runs_the_program_as_rewritten_between_runs():
               'cp /bin/false $p; $p; echo $?; cat /bin/true > $p; $p; echo $?; '
               '$p; echo $?; rm -f $p')
     assert_same(["/bin/sh", "-c", script])
+
+
+def test_vsyscall_page_is_served_by_the_sentry_as_linux_does():
+    # Its entries work and agree with the syscalls; misuse is SIGSEGV with Linux's code and
+    # address. On ptrace the host would serve these calls itself without the stubs' seccomp
+    # filter; getcpu would then give the host's CPU, which test_vsyscall_getcpu_... shows.
+    assert_same([compile_c("vsyscall")])
+
+
+def test_vsyscall_getcpu_is_the_sandbox_answer_not_the_hosts():
+    import os
+    if len(os.sched_getaffinity(0)) < 2:
+        import pytest
+        pytest.skip("needs a second CPU to run the sandbox on a CPU other than 0")
+    prog = compile_c(r'''
+#include <stdio.h>
+int main(void) {
+    unsigned cpu = 99;
+    ((long (*)(unsigned *, unsigned *, void *))0xffffffffff600800UL)(&cpu, 0, 0);
+    printf("%u\n", cpu);
+    return 0;
+}''')
+    # The whole sandbox pinned to a host CPU other than 0: the sandbox's getcpu says 0,
+    # the host's would not.
+    import subprocess
+    import conftest
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    box = subprocess.run(["taskset", "-c", str(cpu), *conftest.sandbox_cmd([prog])],
+                         capture_output=True, timeout=120)
+    assert box.returncode == 0, box.stderr
+    assert box.stdout == b"0\n"

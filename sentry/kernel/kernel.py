@@ -23,6 +23,7 @@ from .sigframe import (build_rt_sigframe, fpstate_read_size, pack_siginfo,
 from .task import ProcessGroup, Session, Task, ThreadGroup
 from .wait import INTERRUPTED, TIMEOUT, WOKEN, Block
 from ..vfs.signalfd import notify_signal
+from . import vsyscall
 
 MASK64 = (1 << 64) - 1
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
@@ -186,6 +187,11 @@ class Kernel:
 
     def _fault(self, t, ev):
         from ..mm.addrspace import SEGV_ACCERR, SEGV_MAPERR
+        if ev.addr & ~0xfff == vsyscall.VSYSCALL_PAGE:
+            call = vsyscall.call_address(ev, t.ctx.regs)
+            if call is not None:
+                vsyscall.serve(self, t, *call)
+                return
         if ev.signo == S.SIGSEGV and ev.code in (SEGV_MAPERR, SEGV_ACCERR):
             if t.mm.handle_fault(ev.addr, ev.code):
                 self.resume(t)
