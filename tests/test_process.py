@@ -230,3 +230,7 @@ int main(void) {
                          capture_output=True, timeout=120)
     assert box.returncode == 0, box.stderr
     assert box.stdout == b"0\n"
+
+
+def test_time_and_futex_error_paths_follow_linux_order():
+    assert_same([compile_c("time_futex_errors")])

@@ -116,12 +116,20 @@ def sys_futex(t, addr, op, val, ts, addr2, val3):
         if val3 & 0xffffffff == 0:
             raise SysError(errno.EINVAL)
         return _wait(t, addr, val, _timeout(t, ts, True, realtime), val3, private)
+    # The wake family checks its futex words as Linux's get_futex_key does, before
+    # anything else (EINVAL unaligned, EFAULT for a shared one not mapped); futex_wake
+    # itself stays silent about them for the kernel's own wakes (clear_child_tid).
     if cmd == FUTEX_WAKE:
+        _key(t, addr, private)
         return futex_wake(k, t, addr, val & 0x7fffffff, 0xffffffff, private)
     if cmd == FUTEX_WAKE_BITSET:
         if val3 & 0xffffffff == 0:
             raise SysError(errno.EINVAL)
+        _key(t, addr, private)
         return futex_wake(k, t, addr, val & 0x7fffffff, val3, private)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP):
+        _key(t, addr, private)
+        _key(t, addr2, private)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         if cmd == FUTEX_CMP_REQUEUE:
             cur = struct.unpack("<I", t.mm.read(addr, 4))[0]

@@ -7,7 +7,7 @@ import time
 
 from ..kernel.errors import SysError
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT
-from .table import syscall
+from .table import PARTIAL, syscall
 
 # Wall and monotonic clocks are the host's. CPU-time clocks (2, 3 and the dynamic ones
 # that encode a pid/tid) are the application's threads' CPU time, from the platform.
@@ -123,11 +123,16 @@ def sys_nanosleep(t, req, rem, *_):
 TIMER_ABSTIME = 1
 
 
-@syscall("clock_nanosleep", ("int", "flags", "ptr", "ptr"))
+@syscall("clock_nanosleep", ("int", "flags", "ptr", "ptr"), support=PARTIAL,
+         note="a process CPU-time clock is EOPNOTSUPP (Linux sleeps on it)")
 def sys_clock_nanosleep(t, clk, flags, req, rem, *_):
     clk = _signed32(clk)
-    if clk == CLOCK_THREAD_CPUTIME_ID or clk < 0 or clk == CLOCK_PROCESS_CPUTIME_ID:
-        raise SysError(errno.EINVAL if clk != CLOCK_PROCESS_CPUTIME_ID else errno.EOPNOTSUPP)
+    if clk in (CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID):
+        # Linux has no sleep on a thread's CPU clock (EOPNOTSUPP); it has one on a
+        # process's, which the sentry does not (EOPNOTSUPP too: see the note).
+        raise SysError(errno.EOPNOTSUPP)
+    if clk < 0:
+        raise SysError(errno.EINVAL)
     c = _clock(clk)
     sec, nsec = _read_ts(t, req)
     if flags & TIMER_ABSTIME:
@@ -182,6 +187,14 @@ def sys_clock_settime(t, clk, ts, *_):
 
 @syscall("settimeofday", ("ptr", "ptr"), note="the sandbox may not set the host's clocks")
 def sys_settimeofday(t, tv, tz, *_):
+    # Linux validates what it was given (EFAULT, EINVAL) before the permission check,
+    # which here always refuses (EPERM, as for a root without CAP_SYS_TIME).
+    if tv:
+        sec, usec = struct.unpack("<qq", t.copy_in(tv, 16))
+        if not 0 <= usec < 1_000_000 or sec < 0:
+            raise SysError(errno.EINVAL)
+    if tz:
+        t.copy_in(tz, 8)
     raise SysError(errno.EPERM)
 
 
