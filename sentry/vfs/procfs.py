@@ -763,7 +763,15 @@ def auxv_text(s: Subject) -> bytes:
 
 def maps_text(s: Subject) -> bytes:
     mm = s.mm()
-    return b"".join(maps_line(v) for v in mm.vmas) if mm is not None else b""
+    if mm is None:
+        return b""
+    # The vsyscall page ends every process's maps, as on Linux (vsyscall=xonly; it is
+    # served by sentry/kernel/vsyscall.py, not a VMA of the model).
+    return b"".join(maps_line(v) for v in mm.vmas) + VSYSCALL_MAPS_LINE
+
+
+VSYSCALL_MAPS_LINE = (b"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"
+                      + b" " * 18 + b"[vsyscall]\n")
 
 
 MAPS_NAME_COLUMN = 73       # seq_setwidth(25 + 6 * sizeof(void *) - 1), then one space
