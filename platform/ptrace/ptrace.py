@@ -58,6 +58,19 @@ def _check_result(call, r: int) -> None:
         raise StubError(f"stub syscall {nr}({a0:#x}, {a1:#x}, ...) -> {r}")
 
 
+def _host_max_map_count() -> int:
+    """The host's vm.max_map_count: the most VMAs a stub process can have."""
+    try:
+        with open("/proc/sys/vm/max_map_count", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530                  # Linux's default
+
+
+# Host VMAs a stub keeps for itself: its code and batch pages, and room for the one more
+# VMA that an unmap or mprotect in the middle of a mapping makes for a moment.
+STUB_OWN_MAPS = 8
+
 PROT_READ = 1
 ENTRY = struct.Struct("<7Q")                 # one batch entry: nr, a0..a5
 BATCH_MAX = 4096 // ENTRY.size               # entries per round trip (one page)
@@ -78,6 +91,11 @@ class PtraceAddressSpace(PlatformAddressSpace):
         self._depth = 0
         self._reset = False          # a reused stub: its old mappings are still there
         self.broken = False          # a host call failed: never reuse this stub
+        # Host VMAs the model may use in this stub (the model keeps its VMAs and private
+        # copies within it: sentry/mm/addrspace.py), and the ranges the host refused to
+        # map (ENOMEM) and that were unmapped instead (`_finish`).
+        self.host_map_limit = platform.host_map_limit
+        self.dropped_ranges = 0
         if platform.spare:
             self.pid, self.batch_off, self.parked = platform.spare.pop()
             self._reset = True
@@ -155,7 +173,7 @@ class PtraceAddressSpace(PlatformAddressSpace):
     def _run_batch(self, calls):
         """Run the calls in order in the control thread, BATCH_MAX per round trip."""
         if len(calls) == 1:
-            _check_result(calls[0], self._inject(*calls[0]))
+            self._finish(calls[0], self._inject(*calls[0]))
             return
         view = self.platform.memfile.view
         base = self.batch_off
@@ -169,12 +187,28 @@ class PtraceAddressSpace(PlatformAddressSpace):
             i += done
             if done < len(chunk):        # calls[i] failed: the stub stopped there
                 view[base:base + len(chunk) * ENTRY.size] = bytes(len(chunk) * ENTRY.size)
-                _check_result(calls[i], scratch.rax - (1 << 64))
+                self._finish(calls[i], scratch.rax - (1 << 64))
                 i += 1
             # The page is readable by the application (it shares the address space with
             # the stub): leave no trace of the calls, which a reused stub's next process
             # could otherwise read (other processes' layouts).
             view[base:base + len(chunk) * ENTRY.size] = bytes(len(chunk) * ENTRY.size)
+
+    def _finish(self, call, r: int) -> None:
+        """Check one call's host result. A mmap or mprotect the host refused for want of
+        memory (ENOMEM, which includes passing its vm.max_map_count: the model keeps clear
+        of that) leaves its range unmapped instead, and the calls after it still run: the
+        host's mappings are a cache of the model, so a range missing there is safe (its
+        next fault maps it again, or fails as SIGSEGV), where an old mapping or wider
+        permissions left in place would not be. Only if that munmap fails too is the stub
+        lost (StubError)."""
+        nr, a0, a1 = call[:3]
+        if r == -errno.ENOMEM and nr in (SYS_MMAP, SYS_MPROTECT):
+            unmap = (SYS_MUNMAP, a0, a1, 0, 0, 0, 0)
+            _check_result(unmap, self._inject(*unmap))
+            self.dropped_ranges += 1
+            return
+        _check_result(call, r)
 
     def new_thread(self) -> int:
         self.threads += 1
@@ -311,6 +345,7 @@ class PtracePlatform(Platform):
 
     def __init__(self, memfile):
         self.memfile = memfile
+        self.host_map_limit = _host_max_map_count() - STUB_OWN_MAPS
         self.scratch = ffi.new("struct user_regs_struct*")
         self.contexts: dict[int, PtraceContext] = {}
         # Released stubs awaiting reuse: (pid, batch page offset, parked threads). Their old

@@ -22,10 +22,26 @@ Model:
   mapped, not only the faulting one, in one platform batch: a program touches most of
   its mappings soon (a fresh exec: text, data, bss, stack), and one batched round trip
   costs less than a fault for each.
+
+The VMA count (vm.max_map_count):
+- the sandbox presents Linux's limit on VMAs per address space, counted on the model's
+  own VMAs so that the answer does not depend on the platform: mmap and brk fail with
+  ENOMEM when the count is already above the limit, a split by munmap, mprotect or a
+  MAP_FIXED mapping when it would take the count above it, and mremap when the count is
+  within 3 of it (Linux's rules, `_check_*`). The limit is `map_limit`;
+- a platform whose host has a limit of its own (ptrace: every model VMA is a host VMA
+  of the stub) says how many host VMAs the model may use (`host_map_limit`). The model
+  then keeps `len(vmas) + 2 * noverrides` under it: each private copy mapped over a VMA
+  splits its host mapping into at most two more. `map_limit` is set below that bound with
+  room for some copies, and when a copy-on-write break or a new VMA would pass it, VMAs
+  with copies are *privatized* (given a Region of their own holding what they show, one
+  host mapping again) instead of failing: the program never meets the host's limit, and
+  a fault never has to fail for it.
 """
 import bisect
 import contextlib
 import errno
+import os
 
 from ..kernel.errors import SysError
 from .memfile import PAGE
@@ -38,6 +54,38 @@ SEGV_MAPERR, SEGV_ACCERR = 1, 2
 
 MMAP_MIN_ADDR = 0x10000
 COW_HOT_MAX = 16
+
+# vm.max_map_count of the Linux the sandbox presents (Linux's default), unless the sentry's
+# environment sets PYSENTRY_MAX_MAP_COUNT (tests use a small one; values below 64 are
+# raised to 64 so that a program can still start).
+DEFAULT_MAX_MAP_COUNT = 65530
+MIN_MAX_MAP_COUNT = 64
+# Host VMAs that the map limit leaves over on a platform with a host limit, for private
+# copies before the first privatization (each copy may cost two).
+COW_MAP_RESERVE = 64
+# Bytes of a VMA that a privatization copies without looking for holes (_copy_data).
+COPY_WHOLE_MAX = 64 * PAGE
+
+
+def _sysctl_max_map_count() -> int:
+    try:
+        value = int(os.environ.get("PYSENTRY_MAX_MAP_COUNT", DEFAULT_MAX_MAP_COUNT))
+    except ValueError:
+        value = DEFAULT_MAX_MAP_COUNT
+    return max(value, MIN_MAX_MAP_COUNT)
+
+
+SYSCTL_MAX_MAP_COUNT = _sysctl_max_map_count()
+
+
+def max_map_count(platform_as) -> int:
+    """The VMA limit of an address space on this platform: the sysctl value, lowered so
+    that the model's VMAs (at most one over the limit, as on Linux) plus room for private
+    copies fit the host VMAs the platform has (`host_map_limit`, optional in the seam)."""
+    host = getattr(platform_as, "host_map_limit", None)
+    if host is None:
+        return SYSCTL_MAX_MAP_COUNT
+    return max(min(SYSCTL_MAX_MAP_COUNT, host - 1 - COW_MAP_RESERVE), MIN_MAX_MAP_COUNT)
 
 
 def _batch(pas):
@@ -58,6 +106,30 @@ def _note_hot(pages: dict, page: int) -> None:
     pages[page] = None
     if len(pages) > COW_HOT_MAX:
         del pages[next(iter(pages))]
+
+
+def _copy_data(mf, src: int, dst: int, length: int) -> None:
+    """Copy [src, src+length) of the memory file to dst (a fresh run, reading as zeros)
+    only where the source holds data: a large mapping touched sparsely is mostly holes,
+    and copying those would allocate them. A small one is copied whole: finding the
+    holes (lseek over the whole memory file's pages) costs more than copying it."""
+    if length <= COPY_WHOLE_MAX:
+        mf.view[dst:dst + length] = mf.view[src:src + length]
+        return
+    end = src + length
+    pos = src
+    while pos < end:
+        try:
+            a = os.lseek(mf.fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return                           # no data past pos at all
+            raise
+        if a >= end:
+            return
+        b = min(os.lseek(mf.fd, a, os.SEEK_HOLE), end)
+        mf.view[dst + (a - src):dst + (b - src)] = mf.view[a:b]
+        pos = b
 
 
 class Region:
@@ -133,6 +205,11 @@ class AddressSpace:
         self.max_addr = max_addr
         self.vmas: list[Vma] = []
         self._starts: list[int] = []
+        self.map_limit = max_map_count(platform_as)
+        # Host VMAs the model may use (None: the platform has no such limit), and the
+        # number of private copies in all VMAs (`Vma.overrides`), kept together under it.
+        self.host_map_budget = getattr(platform_as, "host_map_limit", None)
+        self.noverrides = 0
         self.brk_start = self.brk = 0
         self.mmap_base = page_down(max_addr - (1 << 32))   # below stack + gap
         self.stack_top = 0
@@ -200,6 +277,7 @@ class AddressSpace:
             for a, f in list(v.overrides.items()):
                 if gone_lo <= a < gone_hi:
                     self.memfile.frame_unref(f)
+                    self.noverrides -= 1
             for k in keep:
                 k.mapped = v.mapped
                 self._insert(k)
@@ -214,6 +292,93 @@ class AddressSpace:
             v.region.drop_user(self)
         if release_platform and platform_has_some:
             self.pas.unmap(start, end - start)
+
+    # ---- the VMA count (vm.max_map_count) ---------------------------------------------
+    def _splits_inside(self, start: int, end: int) -> int:
+        """1 if removing [start, end) leaves a piece of one VMA on each side (one VMA
+        more), else 0."""
+        v = self.find(start)
+        return 1 if v is not None and v.start < start and end < v.end else 0
+
+    def _check_new_vma(self, start: int, end: int) -> None:
+        """Before a new mapping at [start, end), as Linux's mmap and brk: ENOMEM if the
+        count is already above the limit, or if replacing what is there would split a VMA
+        with the count at the limit. Then room for it among the host's VMAs."""
+        n = len(self.vmas)
+        split = self._splits_inside(start, end)
+        if n > self.map_limit or split and n >= self.map_limit:
+            raise SysError(errno.ENOMEM)
+        self._make_host_room(split + 1)
+
+    def _check_splits(self, nsplits: int) -> None:
+        """Splits by munmap or mprotect may not take the count above the limit (Linux
+        refuses each split made with the count at the limit)."""
+        if nsplits and len(self.vmas) + nsplits > self.map_limit:
+            raise SysError(errno.ENOMEM)
+        self._make_host_room(nsplits)
+
+    def check_mremap(self, moving: bool) -> None:
+        """Before mremap changes anything: a move needs the count 3 below the limit, as
+        Linux's move_vma does; a growth in place maps a new VMA (checked as mmap)."""
+        n = len(self.vmas)
+        if n >= self.map_limit - 3 if moving else n > self.map_limit:
+            raise SysError(errno.ENOMEM)
+
+    def _host_overflow(self, vmas_added: int, overrides_added: int = 0) -> int:
+        """How many host VMAs the model would need beyond the platform's budget (<= 0:
+        it fits)."""
+        if self.host_map_budget is None:
+            return 0
+        return (len(self.vmas) + vmas_added + 2 * (self.noverrides + overrides_added)
+                - self.host_map_budget)
+
+    def _make_host_room(self, vmas_added: int) -> None:
+        """Privatize VMAs with private copies, most copies first, until the host's VMAs
+        can take `vmas_added` more. Always possible: the map limit is below the budget.
+        It frees COW_MAP_RESERVE more than needed, so that the scan of every VMA is not
+        made again for each new VMA or copy of a program that stays at the limit."""
+        need = self._host_overflow(vmas_added)
+        if need <= 0:
+            return
+        need += COW_MAP_RESERVE
+        for v in sorted((v for v in self.vmas if v.overrides),
+                        key=lambda v: len(v.overrides), reverse=True):
+            need -= 2 * len(v.overrides)
+            self._privatize(v)
+            if need <= 0:
+                return
+
+    def _privatize(self, v: Vma) -> None:
+        """Give private VMA v a Region of its own holding what it shows now, its private
+        copies folded in: one host mapping again, instead of up to 1 + 2 per copy. This
+        is copy-on-write done early for the whole VMA; only the copies the host's VMA
+        limit would otherwise make impossible are done this way. Never inside a platform
+        batch(): the write-protection below must be in force before the copy, or a store
+        by another thread of ours in between would be lost."""
+        mf = self.memfile
+        length = v.end - v.start
+        if v.mapped and v.prot & PROT_WRITE:
+            self.pas.protect(v.start, length, v.prot & ~PROT_WRITE)
+        region = Region(mf, length >> 12)
+        src = v.region.off + v.rpg * PAGE
+        _copy_data(mf, src, region.off, length)
+        for a, f in v.overrides.items():
+            dst = region.off + (a - v.start)
+            mf.view[dst:dst + PAGE] = mf.view[f:f + PAGE]
+            mf.frame_unref(f)
+        self.noverrides -= len(v.overrides)
+        v.overrides = {}
+        old = v.region
+        v.region, v.rpg = region, 0
+        region.add_user(self)
+        # As in _remove_range: base pages of ours alone that nobody maps any more go back
+        # to the host, unless dropping the Region's last use releases all of it.
+        last_use = old.filemap is None and old.users.get(self) == 1 and len(old.users) == 1
+        if not last_use and old.filemap is None and not old.shared_with_others(self):
+            mf.release_inplace(src, length >> 12)
+        old.drop_user(self)
+        if v.mapped:
+            self.pas.map_memfile(v.start, length, region.off, v.prot)
 
     # ---- placement -------------------------------------------------------------------
     def find_free(self, length: int, hint: int = 0) -> int:
@@ -238,6 +403,7 @@ class AddressSpace:
     def map_anon(self, addr: int, length: int, prot: int, shared: bool, name=b"",
                  fixed=True) -> Vma:
         """Place a fresh zero-filled VMA at exactly [addr, addr+length)."""
+        self._check_new_vma(addr, addr + length)
         self._remove_range(addr, addr + length)
         region = Region(self.memfile, length >> 12)
         v = Vma(addr, addr + length, prot, shared, region, 0, name)
@@ -258,6 +424,7 @@ class AddressSpace:
         MAP_PRIVATE (then copy-on-write over the file's pages)."""
         if rpg + (length >> 12) > region.npages:
             raise SysError(errno.ENOMEM)
+        self._check_new_vma(addr, addr + length)
         self._remove_range(addr, addr + length)
         v = Vma(addr, addr + length, prot, shared, region, rpg, name, True, foff, dev, ino)
         v.maywrite = maywrite
@@ -270,6 +437,7 @@ class AddressSpace:
         end = page_up(addr + length)
         if end > self.max_addr:
             raise SysError(errno.EINVAL)
+        self._check_splits(self._splits_inside(addr, end))
         self._remove_range(addr, end)
 
     def protect(self, addr: int, length: int, prot: int):
@@ -287,9 +455,14 @@ class AddressSpace:
             raise SysError(errno.ENOMEM)
         if prot & PROT_WRITE and any(not v.maywrite for v in hit):
             raise SysError(errno.EACCES)
+        # VMAs that already have the protection are left whole, as Linux leaves them.
+        hit = [v for v in hit if v.prot != prot]
+        self._check_splits(sum((v.start < addr) + (end < v.end) for v in hit))
         for v in hit:
             self._split_at(v, addr, end)
         for v in self._overlapping(addr, end):
+            if v.prot == prot:
+                continue
             v.prot = prot
             if v.shared and prot & PROT_WRITE:
                 v.region.note_writable()
@@ -350,15 +523,31 @@ class AddressSpace:
 
     # ---- faults ----------------------------------------------------------------------
     def handle_fault(self, addr: int, code: int) -> bool:
-        """Make the faulting access succeed if the model allows it; False means SIGSEGV."""
+        """Make the faulting access succeed if the model allows it; False means SIGSEGV.
+        So it is too when the memory for it cannot be had: the memory file is full, or
+        the host refused a mapping (`dropped_ranges`, ptrace), which would otherwise
+        fault again at once, forever."""
         v = self.find(addr)
         if v is None or v.prot == PROT_NONE:
             return False
+        dropped = getattr(self.pas, "dropped_ranges", 0)
+        try:
+            ok = self._resolve_fault(v, addr, code)
+        except SysError:
+            return False
+        return ok and getattr(self.pas, "dropped_ranges", 0) == dropped
+
+    def _resolve_fault(self, v: Vma, addr: int, code: int) -> bool:
         if not v.mapped:
             if getattr(self.pas, "map_ahead", False):
                 self.map_all()
             else:
                 self._map_into_platform(v)
+            return True
+        if code == SEGV_MAPERR and getattr(self.pas, "dropped_ranges", 0):
+            # Mapped in the model, yet the platform has nothing there: it dropped the
+            # range (the host refused to map it). Map the VMA again as the model says.
+            self._map_into_platform(v)
             return True
         if not (v.prot & PROT_WRITE):
             return False
@@ -384,11 +573,18 @@ class AddressSpace:
             self.pas.protect(v.start, v.end - v.start, v.prot)
             self._fix_override_prots(v)
             return
+        if f is None and self._host_overflow(0, 1) > 0:
+            # One more copy would pass the host's VMA limit: copy the whole VMA instead
+            # (then mapped writable, as it is ours alone).
+            self._privatize(v)
+            return
         old = v.frame(page)
         new = mf.alloc(1)
         mf.view[new:new + PAGE] = mf.view[old:old + PAGE]
         if f is not None:
             mf.frame_unref(f)
+        else:
+            self.noverrides += 1
         v.overrides[page] = new
         self.pas.map_memfile(page, PAGE, new, v.prot)
         _note_hot(self.cow_hot, page)
@@ -401,6 +597,8 @@ class AddressSpace:
         if v is None or v.shared or not v.prot & PROT_WRITE:
             return
         f = v.overrides.get(page)
+        if f is None and self._host_overflow(0, 1) > 0:
+            return        # it would privatize v, inside fork's batch: leave it to a fault
         if f is not None and self.memfile.frame_shared(f) or (
                 f is None and v.region.shared_with_others(self)):
             self._break_cow_for_kernel(v, page)
@@ -420,6 +618,7 @@ class AddressSpace:
             for f in c.overrides.values():
                 self.memfile.frame_ref(f)
             child._insert(c)
+        child.noverrides = self.noverrides
         # Our private writable mappings become copy-on-write.
         with _batch(self.pas):
             for v in self.vmas:
@@ -444,6 +643,7 @@ class AddressSpace:
             v.region.drop_user(self)
         self.vmas = []
         self._starts = []
+        self.noverrides = 0
         self.pas.release()
 
     def zero_range(self, v: Vma, lo: int, hi: int):
@@ -451,12 +651,19 @@ class AddressSpace:
         pages over a FileMap drop their private copies and show the file again."""
         for a in [a for a in v.overrides if lo <= a < hi]:
             self.memfile.frame_unref(v.overrides.pop(a))
+            self.noverrides -= 1
+        if (v.region.filemap is None and v.region.shared_with_others(self)
+                and self._host_overflow(0, (hi - lo) >> 12) > 0):
+            # A zero copy per page would pass the host's VMA limit: the VMA gets a Region
+            # of its own instead, whose pages in the range are then given back.
+            self._privatize(v)
         if v.region.filemap is not None:
             pass
         elif v.region.shared_with_others(self):
             for a in range(lo, hi, PAGE):
                 f = self.memfile.alloc(1)
                 v.overrides[a] = f
+            self.noverrides += (hi - lo) >> 12
         else:
             off = v.region.off + (v.rpg + ((lo - v.start) >> 12)) * PAGE
             self.memfile.release_inplace(off, (hi - lo) >> 12)
@@ -476,7 +683,11 @@ class AddressSpace:
         if new_top > old_top:
             if self._overlapping(old_top, new_top):
                 return self.brk
-            self.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE, False, b"[heap]")
+            try:
+                self.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE, False,
+                              b"[heap]")
+            except SysError:
+                return self.brk         # brk(2) fails by returning the old break
         elif new_top < old_top:
             self._remove_range(new_top, old_top)
         self.brk = new
@@ -505,12 +716,17 @@ class AddressSpace:
             self._break_cow(v, page)
             return
         mf = self.memfile
+        f = v.overrides.get(page)
+        if f is None and self._host_overflow(0, 1) > 0:
+            self._privatize(v)              # as in _break_cow
+            return
         old = v.frame(page)
         new = mf.alloc(1)
         mf.view[new:new + PAGE] = mf.view[old:old + PAGE]
-        f = v.overrides.get(page)
         if f is not None:
             mf.frame_unref(f)
+        else:
+            self.noverrides += 1
         v.overrides[page] = new
 
     def views(self, addr: int, length: int, write: bool, partial: bool = False) -> list:

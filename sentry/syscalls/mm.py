@@ -144,6 +144,7 @@ def sys_mremap(t, old, old_len, new_len, flags, new_addr, _a5):
         dest = new_addr if flags & MREMAP_FIXED else mm.find_free(new_len)
     else:
         raise SysError(errno.ENOMEM)
+    mm.check_mremap(moving=dest != old)     # before anything changes: the VMA count
     data = mm.read(old, min(old_len, new_len))
     prot, shared, name = v.prot, v.shared, v.name
     mm.unmap(old, old_len)
@@ -170,6 +171,7 @@ def _mremap_shared_file(mm, v, fm, old, old_len, new_len, flags, new_addr):
             raise SysError(errno.EINVAL)
     else:
         raise SysError(errno.ENOMEM)
+    mm.check_mremap(moving=dest != old)
     delta = old - v.start
     foff = v.foff + delta
     rpg = v.rpg + (delta >> 12)
