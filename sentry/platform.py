@@ -36,6 +36,15 @@ class PlatformAddressSpace:
     # the kernel then maps every VMA at once instead of one per fault. Optional.
     map_ahead = False
 
+    # The most host VMAs the model may use in this address space, when the platform's host
+    # has a per-process limit (ptrace: every model VMA is a host VMA of the stub); None
+    # means no limit of the host's to respect. The model keeps its VMAs and private copies
+    # under it (sentry/mm/addrspace.py, "The VMA count"). Optional.
+    host_map_limit = None
+    # How many ranges the host refused to map (and which were left unmapped instead, to be
+    # mapped again by their next fault). Optional: a count for tests and diagnostics.
+    dropped_ranges = 0
+
     def map_memfile(self, addr: int, length: int, offset: int, prot: int) -> None:
         raise NotImplementedError
 
