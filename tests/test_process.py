@@ -234,3 +234,10 @@ int main(void) {
 
 def test_time_and_futex_error_paths_follow_linux_order():
     assert_same([compile_c("time_futex_errors")])
+
+
+def test_madvise_mlock_and_vma_merging_follow_linux():
+    # Advice validity and holes, FREE/REMOVE on the wrong memory, REMOVE on shared memory,
+    # DONTFORK/WIPEONFORK as a fork's child sees them, mlock ranges, and an mprotect split
+    # set back being one VMA again (maps lines, mremap of the whole).
+    assert_same([compile_c("mm_advice")])

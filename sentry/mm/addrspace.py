@@ -168,7 +168,8 @@ class Region:
 
 class Vma:
     __slots__ = ("start", "end", "prot", "shared", "region", "rpg", "overrides", "name",
-                 "file", "foff", "dev", "ino", "mapped", "growsdown", "maywrite")
+                 "file", "foff", "dev", "ino", "mapped", "growsdown", "maywrite",
+                 "dontfork", "wipeonfork")
 
     def __init__(self, start, end, prot, shared, region, rpg, name=b"", file=None, foff=0,
                  dev=0, ino=0):
@@ -179,6 +180,8 @@ class Vma:
         self.mapped = False
         self.growsdown = False
         self.maywrite = True      # mprotect may add PROT_WRITE (false: shared, read-only fd)
+        self.dontfork = False     # MADV_DONTFORK: a fork's child does not get this range
+        self.wipeonfork = False   # MADV_WIPEONFORK: a fork's child gets it zero-filled
 
     def frame(self, addr: int) -> int:
         f = self.overrides.get(addr)
@@ -195,7 +198,22 @@ class Vma:
         v.overrides = {a: f for a, f in self.overrides.items() if start <= a < end}
         v.growsdown = self.growsdown
         v.maywrite = self.maywrite
+        v.dontfork = self.dontfork
+        v.wipeonfork = self.wipeonfork
         return v
+
+    def continues(self, a: "Vma") -> bool:
+        """Whether this VMA starts where `a` ends and is the same mapping continued (same
+        Region pages in order, same attributes), so that the two may be one VMA, as Linux
+        merges them (vma_merge)."""
+        return (a.end == self.start and a.region is self.region
+                and self.rpg == a.rpg + ((a.end - a.start) >> 12)
+                and a.prot == self.prot and a.shared == self.shared and a.name == self.name
+                and a.file == self.file and a.dev == self.dev and a.ino == self.ino
+                and (a.file is None or self.foff == a.foff + (a.end - a.start))
+                and a.mapped == self.mapped and a.growsdown == self.growsdown
+                and a.maywrite == self.maywrite and a.dontfork == self.dontfork
+                and a.wipeonfork == self.wipeonfork)
 
 
 class AddressSpace:
@@ -469,6 +487,7 @@ class AddressSpace:
             if v.mapped:
                 self.pas.protect(v.start, v.end - v.start, self._platform_prot(v))
                 self._fix_override_prots(v)
+        self._merge_around(addr, end)
 
     def _split_at(self, v: Vma, lo: int, hi: int):
         """Split v so that lo and hi (when inside v) are VMA boundaries."""
@@ -487,6 +506,56 @@ class AddressSpace:
         for p in parts:
             self._insert(p)
         v.region.drop_user(self)
+
+    def _merge_around(self, start: int, end: int) -> None:
+        """Join the VMAs touching [start, end) with their neighbours where one continues
+        the other (a range split by mprotect or madvise and set back): Linux merges them,
+        and an mremap or the VMA count sees one VMA. Only the model changes: the platform
+        maps ranges, not VMAs. `mapped` must agree (continues()), so the platform state
+        of the joined VMA stays exact."""
+        i = max(bisect.bisect_right(self._starts, start) - 2, 0)
+        while i + 1 < len(self.vmas) and self.vmas[i].start <= end:
+            a, b = self.vmas[i], self.vmas[i + 1]
+            if b.continues(a):
+                a.end = b.end
+                a.overrides.update(b.overrides)
+                del self.vmas[i + 1]
+                del self._starts[i + 1]
+                b.region.drop_user(self)        # a still uses it: nothing is released
+                continue
+            i += 1
+
+    def advise_fork(self, addr: int, length: int, dontfork=None, wipeonfork=None) -> None:
+        """MADV_[DONT|DO]FORK and MADV_[WIPE|KEEP]ONFORK over [addr, addr+length): the
+        VMAs are split to the range and marked; WIPEONFORK only on private anonymous
+        memory (EINVAL). Like madvise, the mapped parts are changed and a hole in the
+        range is then ENOMEM."""
+        end = addr + length
+        hit = self._overlapping(addr, end)
+        if wipeonfork and any(v.shared or v.file for v in hit):
+            raise SysError(errno.EINVAL)
+        hit = [v for v in hit if (dontfork is not None and v.dontfork != dontfork)
+               or (wipeonfork is not None and v.wipeonfork != wipeonfork)]
+        self._check_splits(sum((v.start < addr) + (end < v.end) for v in hit))
+        for v in hit:
+            self._split_at(v, addr, end)
+        for v in self._overlapping(addr, end):
+            if dontfork is not None:
+                v.dontfork = dontfork
+            if wipeonfork is not None:
+                v.wipeonfork = wipeonfork
+        self._merge_around(addr, end)
+        if not self.covers(addr, end):
+            raise SysError(errno.ENOMEM)
+
+    def covers(self, start: int, end: int) -> bool:
+        """Whether every page of [start, end) is in some VMA."""
+        covered = start
+        for v in self._overlapping(start, end):
+            if v.start > covered:
+                return False
+            covered = v.end
+        return covered >= end
 
     def _platform_prot(self, v: Vma) -> int:
         prot = v.prot
@@ -614,11 +683,20 @@ class AddressSpace:
                      "start_data", "end_data", "start_stack", "exe_location"):
             setattr(child, attr, getattr(self, attr))
         for v in self.vmas:
+            if v.dontfork:
+                continue
+            if v.wipeonfork:
+                # The child's range is fresh zero-filled memory (it keeps the flag).
+                c = Vma(v.start, v.end, v.prot, False, Region(self.memfile, (v.end - v.start) >> 12),
+                        0, v.name)
+                c.growsdown, c.wipeonfork = v.growsdown, True
+                child._insert(c)
+                continue
             c = v.clone_for(v.start, v.end)
             for f in c.overrides.values():
                 self.memfile.frame_ref(f)
             child._insert(c)
-        child.noverrides = self.noverrides
+            child.noverrides += len(c.overrides)
         # Our private writable mappings become copy-on-write.
         with _batch(self.pas):
             for v in self.vmas:

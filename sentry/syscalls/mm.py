@@ -13,6 +13,12 @@ MAP_SHARED_VALIDATE, MAP_GROWSDOWN, MAP_STACK, MAP_NORESERVE = 0x03, 0x100, 0x20
 MAP_POPULATE, MAP_HUGETLB = 0x8000, 0x40000
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
+MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_KEEPONFORK = 10, 11, 18, 19
+MADV_DONTNEED_LOCKED = 24
+# The advice Linux accepts (madvise_behavior_valid), but for MADV_HWPOISON/SOFT_OFFLINE
+# (memory-failure testing on host pages: refused, as by a kernel without
+# CONFIG_MEMORY_FAILURE) and the guard-page advice of 6.13 (not modelled).
+MADV_VALID = frozenset(range(0, 5)) | frozenset(range(8, 26))
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
 
@@ -98,20 +104,49 @@ def sys_brk(t, addr, *_):
 
 
 @syscall("madvise", ("ptr", "size", "int"), support=PARTIAL,
-         note="DONTNEED/FREE/REMOVE zero private anonymous pages; other advice is accepted")
+         note="DONTNEED/FREE zero private pages, REMOVE zeroes shared anonymous memory (not "
+              "a file's), DONTFORK/WIPEONFORK shape fork; hints are accepted; HWPOISON, "
+              "SOFT_OFFLINE and the guard-page advice are EINVAL")
 def sys_madvise(t, addr, length, advice, *_):
-    if addr % PAGE:
+    advice &= 0xffffffff
+    advice = advice - (1 << 32) if advice >> 31 else advice
+    if advice not in MADV_VALID or addr % PAGE:
         raise SysError(errno.EINVAL)
-    length = page_up(length)
-    if advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
-        mm = t.mm
-        for v in mm._overlapping(addr, addr + length):
-            if v.prot == 0 and advice == MADV_DONTNEED:
+    end = page_up(addr + length)
+    if end >> 64:
+        raise SysError(errno.EINVAL)          # the range wraps
+    if end == addr:
+        return 0
+    mm = t.mm
+    if advice in (MADV_DONTFORK, MADV_DOFORK):
+        mm.advise_fork(addr, end - addr, dontfork=advice == MADV_DONTFORK)
+        return 0
+    if advice in (MADV_WIPEONFORK, MADV_KEEPONFORK):
+        mm.advise_fork(addr, end - addr, wipeonfork=advice == MADV_WIPEONFORK)
+        return 0
+    hit = mm._overlapping(addr, end)
+    if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE, MADV_REMOVE):
+        # Checked for every VMA before any is changed: Linux stops at the first it refuses.
+        for v in hit:
+            if advice == MADV_FREE and (v.shared or v.file):
+                raise SysError(errno.EINVAL)      # only private anonymous memory
+            if advice == MADV_REMOVE:
+                if not v.shared:
+                    raise SysError(errno.EINVAL)  # only shared (file or shmem) memory
+                if not (v.maywrite and v.prot & PROT_WRITE):
+                    raise SysError(errno.EACCES)
+        for v in hit:
+            if v.prot == 0 and advice != MADV_REMOVE:
                 continue
-            lo, hi = max(v.start, addr), min(v.end, addr + length)
+            lo, hi = max(v.start, addr), min(v.end, end)
             if not v.shared:
                 mm.zero_range(v, lo, hi)
-        return 0
+            elif advice == MADV_REMOVE and v.region.filemap is None:
+                # Shared anonymous memory is shmem: the pages go back for every sharer.
+                off = v.region.off + (v.rpg + ((lo - v.start) >> 12)) * PAGE
+                mm.memfile.view[off:off + (hi - lo)] = bytes(hi - lo)
+    if not mm.covers(addr, end):
+        raise SysError(errno.ENOMEM)              # a hole in the range, as Linux reports
     return 0
 
 
@@ -212,13 +247,53 @@ def sys_msync(t, addr, length, flags, *_):
     return 0
 
 
-@syscall("mlock", ("ptr", "size"))
-def sys_mlock(t, *_):
+def _lock_range(t, addr, length):
+    """mlock/munlock's range: the start rounded down to its page (no EINVAL), ENOMEM for
+    a hole. Locking itself has no effect here: the memory file is never swapped by the
+    sentry (the host may swap it)."""
+    end = page_up(addr + length)
+    start = addr & ~(PAGE - 1)
+    if end >> 64:
+        raise SysError(errno.EINVAL)          # the range wraps
+    if end > start and not t.mm.covers(start, end):
+        raise SysError(errno.ENOMEM)
     return 0
 
 
+@syscall("mlock", ("ptr", "size"), support=PARTIAL,
+         note="ranges are checked; nothing is pinned (the host may swap the memory file)")
+def sys_mlock(t, addr, length, *_):
+    return _lock_range(t, addr, length)
+
+
 @syscall("munlock", ("ptr", "size"))
-def sys_munlock(t, *_):
+def sys_munlock(t, addr, length, *_):
+    return _lock_range(t, addr, length)
+
+
+MLOCK_ONFAULT = 1
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+
+
+@syscall("mlock2", ("ptr", "size", "flags"), support=PARTIAL,
+         note="as mlock: ranges and flags checked, nothing pinned")
+def sys_mlock2(t, addr, length, flags, *_):
+    if flags & ~MLOCK_ONFAULT:
+        raise SysError(errno.EINVAL)
+    return _lock_range(t, addr, length)
+
+
+@syscall("mlockall", ("flags",), support=PARTIAL, note="flags checked, nothing pinned")
+def sys_mlockall(t, flags, *_):
+    flags &= 0xffffffff
+    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) \
+            or flags == MCL_ONFAULT:
+        raise SysError(errno.EINVAL)
+    return 0
+
+
+@syscall("munlockall", ())
+def sys_munlockall(t, *_):
     return 0
 
 
