@@ -95,6 +95,22 @@ def test_a_mapping_the_host_refuses_is_sigsegv_not_an_internal_error():
     assert b"internal error" not in r.stderr
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_sysctl_shows_the_sandbox_limit(platform):
+    env = dict(os.environ, PYSENTRY_MAX_MAP_COUNT=str(SMALL_LIMIT))
+    box = run_sandbox(["/bin/cat", "/proc/sys/vm/max_map_count"], f"--platform={platform}",
+                      env=env)
+    assert (box.returncode, box.stdout) == (0, b"%d\n" % SMALL_LIMIT), box.stderr
+    # Unset, ptrace shows the limit sized under the host's, KVM Linux's default.
+    env.pop("PYSENTRY_MAX_MAP_COUNT")
+    box = run_sandbox(["/bin/cat", "/proc/sys/vm/max_map_count"], f"--platform={platform}",
+                      env=env)
+    from pysentry.platform.ptrace.ptrace import STUB_OWN_MAPS
+    want = (min(65530, _host_limit() - STUB_OWN_MAPS - 1 - COW_MAP_RESERVE)
+            if platform == "ptrace" else 65530)
+    assert box.stdout == b"%d\n" % want
+
+
 def test_the_knob_below_the_minimum_is_raised_to_it():
     prog = compile_c("mapcount")
     env = dict(os.environ, PYSENTRY_MAX_MAP_COUNT="5")

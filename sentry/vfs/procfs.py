@@ -1202,8 +1202,12 @@ def sys_table(fs: ProcFS) -> dict:
         }
 
     def vm_dir(fs):
+        from ..mm.addrspace import max_map_count
         return {b"overcommit_memory": _static(lambda: b"%d\n" % fs.overcommit_memory, 0o644,
-                                              _overcommit_store(fs))}
+                                              _overcommit_store(fs)),
+                # The VMA limit the sandbox's address spaces have (under the host's own
+                # on ptrace, with room for the stub: sentry/mm/addrspace.py).
+                b"max_map_count": _static(lambda: b"%d\n" % max_map_count(k.platform))}
 
     def fs_dir(fs):
         from .pipe import PIPE_MAX_SIZE
