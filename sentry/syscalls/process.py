@@ -4,11 +4,14 @@ import os
 import struct
 import time
 
+from ..kernel import caps as C
 from ..kernel import signals as S
 from ..kernel.errors import SysError
 from ..kernel.sigframe import pack_siginfo
 from ..kernel.task import Task, FSContext, RLIM_INFINITY
 from ..kernel.wait import Block
+from ..vfs.context import fs_ids
+from .fs import s32
 from .table import syscall, PARTIAL
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -50,8 +53,8 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
         tg.exit_signal = sig
         tg.handlers = t.tg.handlers if flags & CLONE_SIGHAND else t.tg.handlers.copy()
         tg.rlimits = dict(t.tg.rlimits)
-        for a in ("uid", "gid", "euid", "egid", "suid", "sgid", "groups", "comm",
-                  "oom_score_adj", "oom_score_adj_min", "loginuid", "no_new_privs"):
+        for a in ("uid", "gid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid", "groups",
+                  "comm", "oom_score_adj", "oom_score_adj_min", "loginuid", "no_new_privs"):
             if hasattr(t.tg, a):
                 setattr(tg, a, getattr(t.tg, a))
         k.set_pgrp(tg, t.tg.pgrp.pgid, t.tg.session)
@@ -63,6 +66,7 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
         fdt.users = 1
     fs = t.fs if flags & CLONE_FS else t.fs.copy()
     child = Task(k, tid, tg, ctx, mm, fdt, fs)
+    child.caps = C.of(t).copy()
     tg.tasks.append(child)
     if tg.leader is None:
         tg.leader = child
@@ -213,6 +217,10 @@ def do_execve(t, dirfd, path, argv, envp, flags):
     t.fdtable.on_exec()
     tg.handlers = tg.handlers.copy()
     tg.handlers.reset_for_exec()
+    # The saved and fs ids take the effective ones (no set-user-ID bit is honoured).
+    tg.suid = tg.fsuid = tg.euid
+    tg.sgid = tg.fsgid = tg.egid
+    C.of(t).on_exec(tg.uid, tg.euid)
     t.altstack = (0, 2, 0)
     t.clear_child_tid = 0
     t.robust_list = 0
@@ -432,24 +440,44 @@ NO_ID = 0xffffffff        # -1: "leave unchanged"
 
 
 class _IdSet:
-    """The uid or gid quadruple of a thread group, viewed by attribute names."""
+    """The uid or gid triple of a thread group and its fs id, viewed by attribute names,
+    and the capability that lets a thread set them freely (CAP_SETUID or CAP_SETGID).
+
+    Ids are the group's here, as glibc makes them every thread's (its setxid broadcast),
+    so every thread's capabilities follow a uid change."""
 
     def __init__(self, tg, kind):
         self.tg = tg
+        self.kind = kind
         self.names = ("uid", "euid", "suid") if kind == "u" else ("gid", "egid", "sgid")
+        self.fs_name = "fsuid" if kind == "u" else "fsgid"
+        self.cap = C.CAP_SETUID if kind == "u" else C.CAP_SETGID
 
     def get(self):
         return tuple(getattr(self.tg, n) for n in self.names)
 
+    def get_fs(self):
+        return fs_ids(self.tg)[0 if self.kind == "u" else 1]
+
     def set(self, r, e, s):
+        old = self.get()
         for n, v in zip(self.names, (r, e, s)):
             setattr(self.tg, n, v)
+        setattr(self.tg, self.fs_name, e)
+        if self.kind == "u":
+            for th in self.tg.alive_tasks():
+                C.of(th).fix_setuid(old, (r, e, s))
+
+    def set_fs(self, fs_id):
+        old = self.get_fs()
+        setattr(self.tg, self.fs_name, fs_id)
+        if self.kind == "u":
+            for th in self.tg.alive_tasks():
+                C.of(th).fix_setfsuid(old, fs_id)
 
 
-def _capable(t):
-    # CAP_SETUID/CAP_SETGID: held while the effective uid is 0 (the sandbox models
-    # capabilities as root's, which Linux drops when euid leaves 0).
-    return t.tg.euid == 0
+def _capable(t, ids):
+    return C.has_cap(t, ids.cap)
 
 
 def _ids(*vals):
@@ -464,7 +492,7 @@ def do_setid(t, kind, uid):
     if uid == NO_ID:
         raise SysError(errno.EINVAL)
     r, e, s = ids.get()
-    if _capable(t):
+    if _capable(t, ids):
         ids.set(uid, uid, uid)
     elif uid in (r, s):
         ids.set(r, uid, s)
@@ -479,7 +507,7 @@ def do_setreid(t, kind, nr, ne):
     ids = _IdSet(t.tg, kind)
     nr, ne = _ids(nr, ne)
     r, e, s = ids.get()
-    cap = _capable(t)
+    cap = _capable(t, ids)
     new_r, new_e = r, e
     if nr != NO_ID:
         if not cap and nr not in (r, e):
@@ -500,7 +528,7 @@ def do_setresid(t, kind, nr, ne, ns):
     ids = _IdSet(t.tg, kind)
     new = _ids(nr, ne, ns)
     cur = ids.get()
-    if not _capable(t) and any(v != NO_ID and v not in cur for v in new):
+    if not _capable(t, ids) and any(v != NO_ID and v not in cur for v in new):
         raise SysError(errno.EPERM)
     ids.set(*(c if v == NO_ID else v for v, c in zip(new, cur)))
     return 0
@@ -553,6 +581,9 @@ def sys_getresgid(t, r, e, s, *_):
 @syscall("getgroups", ("int", "ptr"))
 def sys_getgroups(t, size, addr, *_):
     groups = t.tg.groups
+    size = s32(size)
+    if size < 0:
+        raise SysError(errno.EINVAL)
     if size == 0:
         return len(groups)
     if size < len(groups):
@@ -563,7 +594,7 @@ def sys_getgroups(t, size, addr, *_):
 
 @syscall("setgroups", ("int", "ptr"))
 def sys_setgroups(t, size, addr, *_):
-    if t.tg.euid != 0:
+    if not C.has_cap(t, C.CAP_SETGID):
         raise SysError(errno.EPERM)
     if size > 65536:
         raise SysError(errno.EINVAL)
@@ -571,14 +602,26 @@ def sys_setgroups(t, size, addr, *_):
     return 0
 
 
+def do_setfsid(t, kind, fs_id):
+    """setfsuid/setfsgid: any of the real, effective, saved or current fs ids, or
+    anything with CAP_SETUID/CAP_SETGID. Returns the old fs id whether or not it changed
+    (-1 only queries)."""
+    ids = _IdSet(t.tg, kind)
+    (fs_id,) = _ids(fs_id)
+    old = ids.get_fs()
+    if fs_id != NO_ID and fs_id != old and (fs_id in ids.get() or _capable(t, ids)):
+        ids.set_fs(fs_id)
+    return old
+
+
 @syscall("setfsuid", ("int",))
 def sys_setfsuid(t, uid, *_):
-    return t.tg.euid
+    return do_setfsid(t, "u", uid)
 
 
 @syscall("setfsgid", ("int",))
 def sys_setfsgid(t, gid, *_):
-    return t.tg.egid
+    return do_setfsid(t, "g", gid)
 
 
 # ---- sessions and process groups -------------------------------------------------------
@@ -647,7 +690,7 @@ def _rlimit(t, pid, resource, new, old):
         soft, hard = struct.unpack("<QQ", t.mm.read(new, 16))
         if soft > hard:
             raise SysError(errno.EINVAL)
-        if hard > cur[1] and tg.euid != 0:
+        if hard > cur[1] and not C.has_cap(t, C.CAP_SYS_RESOURCE):
             raise SysError(errno.EPERM)
         if resource == 7 and hard > 1048576:
             raise SysError(errno.EPERM)
@@ -731,12 +774,67 @@ def sys_arch_prctl(t, code, addr, *_):
 
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_NAME, PR_GET_NAME = 1, 2, 15, 16
 PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 3, 4, 38, 39
-PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_CAPBSET_READ = 36, 37, 23
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 7, 8, 23, 24
+PR_GET_SECUREBITS, PR_CAP_AMBIENT = 27, 47
+PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER = 1, 2, 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def _prctl_caps(t, op, a2, a3, a4, a5):
+    """The capability options of prctl, as commoncap.c's cap_task_prctl."""
+    caps = C.of(t)
+    if op == PR_GET_KEEPCAPS:
+        return int(caps.keep_caps)
+    if op == PR_SET_KEEPCAPS:
+        if a2 > 1:
+            raise SysError(errno.EINVAL)
+        caps.keep_caps = bool(a2)
+        return 0
+    if op == PR_GET_SECUREBITS:
+        return C.SECBIT_KEEP_CAPS if caps.keep_caps else 0
+    if op == PR_CAPBSET_READ:
+        if not C.valid_cap(a2):
+            raise SysError(errno.EINVAL)
+        return caps.bounding >> a2 & 1
+    if op == PR_CAPBSET_DROP:
+        if not caps.has(C.CAP_SETPCAP):
+            raise SysError(errno.EPERM)
+        if not C.valid_cap(a2):
+            raise SysError(errno.EINVAL)
+        caps.bounding &= ~(1 << a2)
+        return 0
+    # PR_CAP_AMBIENT
+    if a2 == PR_CAP_AMBIENT_CLEAR_ALL:
+        if a3 | a4 | a5:
+            raise SysError(errno.EINVAL)
+        caps.ambient = 0
+        return 0
+    if not C.valid_cap(a3) or a4 | a5:
+        raise SysError(errno.EINVAL)
+    bit = 1 << a3
+    if a2 == PR_CAP_AMBIENT_IS_SET:
+        return int(bool(caps.ambient & bit))
+    if a2 == PR_CAP_AMBIENT_RAISE:
+        if not caps.permitted & caps.inheritable & bit:
+            raise SysError(errno.EPERM)
+        caps.ambient |= bit
+        return 0
+    if a2 == PR_CAP_AMBIENT_LOWER:
+        caps.ambient &= ~bit
+        return 0
+    raise SysError(errno.EINVAL)
+
+
+_PRCTL_CAP_OPS = frozenset((PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_GET_SECUREBITS,
+                            PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_CAP_AMBIENT))
 
 
 @syscall("prctl", ("int", "hex", "hex", "hex", "hex"), support=PARTIAL,
-         note="names, pdeathsig, dumpable, no_new_privs, subreaper")
+         note="names, pdeathsig, dumpable, no_new_privs, subreaper, capabilities")
 def sys_prctl(t, op, a2, a3, a4, a5, _a6):
+    if op in _PRCTL_CAP_OPS:
+        return _prctl_caps(t, op, a2, a3, a4, a5)
     if op == PR_SET_NAME:
         t.comm = t.mm.read_cstring(a2, 4096)[:15]
         return 0
@@ -766,8 +864,6 @@ def sys_prctl(t, op, a2, a3, a4, a5, _a6):
     if op == PR_GET_CHILD_SUBREAPER:
         t.mm.write(a2, struct.pack("<i", int(t.tg.subreaper)))
         return 0
-    if op == PR_CAPBSET_READ:
-        return 1 if a2 <= 40 else -errno.EINVAL
     raise SysError(errno.EINVAL)
 
 
@@ -781,7 +877,7 @@ def sys_uname(t, addr, *_):
 
 @syscall("sethostname", ("str", "size"))
 def sys_sethostname(t, addr, n, *_):
-    if t.tg.euid != 0:
+    if not C.has_cap(t, C.CAP_SYS_ADMIN):
         raise SysError(errno.EPERM)
     if n > 64:
         raise SysError(errno.EINVAL)
@@ -796,18 +892,59 @@ def sys_umask(t, mask, *_):
     return old
 
 
-@syscall("capget", ("ptr", "ptr"), support=PARTIAL, note="root holds every capability")
-def sys_capget(t, hdr, data, *_):
-    version = struct.unpack("<I", t.mm.read(hdr, 4))[0]
-    if version not in (0x19980330, 0x20071026, 0x20080522):
-        t.mm.write(hdr, struct.pack("<I", 0x20080522))
+_CAP_VERSION_1, _CAP_VERSION_2, _CAP_VERSION_3 = 0x19980330, 0x20071026, 0x20080522
+_CAP_WORDS = {_CAP_VERSION_1: 1, _CAP_VERSION_2: 2, _CAP_VERSION_3: 2}
+_CAP_DATA = struct.Struct("<III")        # effective, permitted, inheritable: one word
+
+
+def _cap_header(t, hdr) -> tuple:
+    """(words, pid) of a capability header; an unknown version is answered with the
+    preferred one, written back, and EINVAL (cap_validate_magic)."""
+    version, pid = struct.unpack("<Ii", t.copy_in(hdr, 8))
+    words = _CAP_WORDS.get(version)
+    if words is None:
+        t.copy_out(hdr, struct.pack("<I", _CAP_VERSION_3))
         raise SysError(errno.EINVAL)
-    if data:
-        full = 0xffffffff if t.tg.euid == 0 else 0
-        t.mm.write(data, struct.pack("<6I", full, full, 0, 0x1ff if full else 0, 0x1ff if full else 0, 0))
+    return words, pid
+
+
+@syscall("capget", ("ptr", "ptr"))
+def sys_capget(t, hdr, data, *_):
+    try:
+        words, pid = _cap_header(t, hdr)
+    except SysError as e:
+        # Probing the version with a NULL data pointer is not an error.
+        if e.errno == errno.EINVAL and not data:
+            return 0
+        raise
+    if not data:
+        return 0
+    if pid < 0:
+        raise SysError(errno.EINVAL)
+    target = t if pid in (0, t.tid) else t.kernel.tasks.get(pid)
+    if target is None or target.dead:
+        raise SysError(errno.ESRCH)
+    caps = C.of(target)
+    t.copy_out(data, b"".join(
+        _CAP_DATA.pack(caps.effective >> 32 * i & 0xffffffff,
+                       caps.permitted >> 32 * i & 0xffffffff,
+                       caps.inheritable >> 32 * i & 0xffffffff) for i in range(words)))
     return 0
 
 
-@syscall("capset", ("ptr", "ptr"), support=PARTIAL, note="accepted, not enforced")
+@syscall("capset", ("ptr", "ptr"))
 def sys_capset(t, hdr, data, *_):
+    """Changes the calling thread's sets only (cap_capset); words a v1 header leaves
+    out are 0, and bits past CAP_LAST_CAP are ignored."""
+    words, pid = _cap_header(t, hdr)
+    if pid not in (0, t.tid):
+        raise SysError(errno.EPERM)
+    raw = t.copy_in(data, words * _CAP_DATA.size)
+    effective = permitted = inheritable = 0
+    for i in range(words):
+        e, p, inh = _CAP_DATA.unpack_from(raw, i * _CAP_DATA.size)
+        effective |= e << 32 * i
+        permitted |= p << 32 * i
+        inheritable |= inh << 32 * i
+    C.of(t).capset(effective & C.ALL_CAPS, permitted & C.ALL_CAPS, inheritable & C.ALL_CAPS)
     return 0

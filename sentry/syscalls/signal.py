@@ -3,6 +3,7 @@ import errno
 import struct
 
 from ..kernel import signals as S
+from ..kernel.caps import CAP_KILL, has_cap
 from ..kernel.errors import SysError
 from ..kernel.sigframe import pack_siginfo
 from ..kernel.wait import Block, INTERRUPTED
@@ -122,7 +123,11 @@ def _sender_info(t, sig, code=S.SI_USER):
 
 
 def _can_signal(t, target_tg):
-    return t.tg.euid == 0 or t.tg.uid in (target_tg.uid, target_tg.suid)
+    """kill_ok_by_cred: the sender's real or effective uid is the target's real or saved
+    one, or the sender holds CAP_KILL."""
+    tg = t.tg
+    return (tg is target_tg or not {tg.uid, tg.euid}.isdisjoint((target_tg.uid, target_tg.suid))
+            or has_cap(t, CAP_KILL))
 
 
 @syscall("kill", ("int", "signal"))

@@ -15,6 +15,7 @@ import errno
 import struct
 import time
 
+from ..kernel import caps as C
 from ..kernel import signals as S
 from ..kernel.errors import SysError, WouldBlock
 from ..kernel.sigframe import pack_siginfo
@@ -309,7 +310,7 @@ def sys_setsockopt(t, fd, level, name, optval, optlen, *_):
     if optlen < 0:
         raise SysError(errno.EINVAL)
     value = t.copy_in(optval, min(optlen, OPTVAL_READ_MAX)) if optlen else b""
-    desc.setsockopt(s32(level), s32(name), value, privileged=t.tg.euid == 0)
+    desc.setsockopt(s32(level), s32(name), value, privileged=C.has_cap(t, C.CAP_NET_ADMIN))
     return 0
 
 
@@ -458,15 +459,14 @@ def _parse_control(t, ctl: bytes) -> Control:
 
 def _claimed_creds(t, pid: int, uid: int, gid: int) -> tuple:
     """Linux's scm_check_creds: the pid must be the sender's and the ids among its real,
-    effective and saved ones, unless it holds CAP_SYS_ADMIN/CAP_SETUID/CAP_SETGID (here:
-    euid 0); the pid must name a live task."""
+    effective and saved ones, unless it holds CAP_SYS_ADMIN (pid), CAP_SETUID (uid) and
+    CAP_SETGID (gid); the pid must name a live task."""
     if uid == 0xFFFFFFFF or gid == 0xFFFFFFFF:
         raise SysError(errno.EINVAL)
     tg = t.tg
-    privileged = tg.euid == 0
-    if not ((pid == tg.tgid or privileged)
-            and (uid in (tg.uid, tg.euid, tg.suid) or privileged)
-            and (gid in (tg.gid, tg.egid, tg.sgid) or privileged)):
+    if not ((pid == tg.tgid or C.has_cap(t, C.CAP_SYS_ADMIN))
+            and (uid in (tg.uid, tg.euid, tg.suid) or C.has_cap(t, C.CAP_SETUID))
+            and (gid in (tg.gid, tg.egid, tg.sgid) or C.has_cap(t, C.CAP_SETGID))):
         raise SysError(errno.EPERM)
     if pid not in t.kernel.tasks:
         raise SysError(errno.ESRCH)

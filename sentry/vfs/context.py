@@ -1,15 +1,24 @@
 """Who is asking, and from where: the credentials and the root/cwd of a path walk."""
 from __future__ import annotations
 
+from ..kernel import caps as _caps
 from ..kernel.record import Record
 from .mount import Location
 
+# What `Creds.privileged()` stands for: all the capabilities a file operation may need.
+_PRIVILEGED = sum(1 << c for c in (_caps.CAP_CHOWN, _caps.CAP_DAC_OVERRIDE,
+                                   _caps.CAP_DAC_READ_SEARCH, _caps.CAP_FOWNER,
+                                   _caps.CAP_FSETID, _caps.CAP_MKNOD))
+
 
 class Creds(Record):
-    _fields = ("uid", "gid", "euid", "egid", "fsuid", "fsgid", "groups")
+    """The ids a file operation runs as, and `caps`, the effective capability set of the
+    thread behind it (a mask of kernel/caps.py's CAP_* bits). `caps` None means no
+    thread: the sentry's own walks and tests, where fs uid 0 holds every capability."""
+    _fields = ("uid", "gid", "euid", "egid", "fsuid", "fsgid", "groups", "caps")
 
     def __init__(self, uid: int = 0, gid: int = 0, euid: int = 0, egid: int = 0,
-                 fsuid: int = 0, fsgid: int = 0, groups: tuple = ()):
+                 fsuid: int = 0, fsgid: int = 0, groups: tuple = (), caps: int | None = None):
         self.uid = uid
         self.gid = gid
         self.euid = euid
@@ -17,18 +26,53 @@ class Creds(Record):
         self.fsuid = fsuid
         self.fsgid = fsgid
         self.groups = groups
+        self.caps = caps
 
     def in_group(self, gid: int, real: bool = False) -> bool:
         return gid == (self.gid if real else self.fsgid) or gid in self.groups
 
-    def privileged(self, real: bool = False) -> bool:
-        """Holds CAP_DAC_OVERRIDE/CAP_FOWNER/...: uid 0 (the fs uid, or the real uid for
-        access(2) without AT_EACCESS). Linux drops the fs capabilities when fsuid leaves
-        0, which this reproduces."""
-        return (self.uid if real else self.fsuid) == 0
+    def has_cap(self, cap: int) -> bool:
+        """capable(cap) for the thread these credentials belong to."""
+        if self.caps is None:
+            return self.fsuid == 0
+        return bool(self.caps >> cap & 1)
+
+    def privileged(self) -> bool:
+        """Holds every capability a file operation may ask for. Fails closed: a thread
+        that dropped any one of them is not privileged. Kept for callers not yet asking
+        `has_cap` for the one capability they need."""
+        if self.caps is None:
+            return self.fsuid == 0
+        return self.caps & _PRIVILEGED == _PRIVILEGED
 
 
 ROOT_CREDS = Creds()
+
+
+def fs_ids(tg) -> tuple:
+    """(fsuid, fsgid) of a thread group: its effective ids until setfsuid/setfsgid."""
+    try:
+        return tg.fsuid, tg.fsgid
+    except AttributeError:          # a group that never exec'd nor set them
+        return tg.euid, tg.egid
+
+
+def _thread_creds(task, creds: Creds) -> Creds:
+    """A copy of `creds` completed with what only the thread knows: its capabilities and
+    fs ids. Two kinds arrive without them: the thread's own (kernel/task.py, fs ids set to
+    the effective ids) and access(2)'s real-id check (vfs.access, fs ids set to the real
+    ids), which Linux runs with the permitted set for a real root and no capabilities
+    otherwise (do_faccessat). The fs ids tell them apart; where the real and effective
+    ids are equal the thread's own reading wins."""
+    tg = task.tg
+    thread = _caps.of(task)
+    if creds.fsuid == tg.euid and creds.fsgid == tg.egid:
+        (fsuid, fsgid), caps = fs_ids(tg), thread.effective
+    else:
+        fsuid, fsgid = creds.fsuid, creds.fsgid
+        caps = thread.permitted if fsuid == 0 else 0
+    return Creds(creds.uid, creds.gid, creds.euid, creds.egid, fsuid, fsgid, creds.groups,
+                 caps)
 
 
 class PathContext(Record):
@@ -38,6 +82,8 @@ class PathContext(Record):
                  task: object = None):
         self.root = root
         self.cwd = cwd
+        if task is not None and creds.caps is None:
+            creds = _thread_creds(task, creds)
         self.creds = creds
         self.umask = umask
         # The calling Task, for files whose meaning depends on who asks (/proc/self and

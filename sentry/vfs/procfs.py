@@ -52,9 +52,11 @@ import re
 import stat as _st
 import time
 
+from ..kernel import caps as C
 from ..kernel.errors import SysError
 from . import iov
 from .file import FileDescription, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_SET
+from .context import fs_ids
 from .inode import Dirent, Filesystem, Inode
 from .mount import Location
 from .stat import DT_DIR, DT_LNK, DT_REG, PROC_SUPER_MAGIC, StatFS, major, minor
@@ -64,8 +66,6 @@ PAGE = 4096
 RLIM_INFINITY = (1 << 64) - 1
 PID_MAX = 4194304                   # kernel.alloc_pid wraps here
 NGROUPS_MAX = 65536
-CAP_LAST_CAP = 40
-ALL_CAPS = (1 << (CAP_LAST_CAP + 1)) - 1
 TASK_COMM_LEN = 16
 PROT_WRITE, PROT_EXEC = 2, 4
 O_CLOEXEC = 0o2000000
@@ -101,7 +101,7 @@ def caller_of(ctx):
 
 def may_access(ctx, tg) -> bool:
     """ptrace_may_access(PTRACE_MODE_READ_FSCREDS), reduced to what pysentry models: the
-    same process, uid 0 (CAP_SYS_PTRACE), or fs ids equal to all of the target's real,
+    same process, CAP_SYS_PTRACE, or fs ids equal to all of the target's real,
     effective and saved ids. An unknown caller is the sentry itself: allowed."""
     if ctx is None or ctx.creds is None:
         return True
@@ -109,7 +109,7 @@ def may_access(ctx, tg) -> bool:
     if task is not None and task.tg is tg:
         return True
     c = ctx.creds
-    if c.fsuid == 0:
+    if c.has_cap(C.CAP_SYS_PTRACE):
         return True
     return (c.fsuid == tg.uid == tg.euid == tg.suid
             and c.fsgid == tg.gid == tg.egid == tg.sgid)
@@ -674,8 +674,8 @@ def status_text(s: Subject) -> bytes:
         f"Pid:\t{s.pid}\n",
         f"PPid:\t{tg.parent.tgid if tg.parent is not None else 0}\n",
         "TracerPid:\t0\n",
-        f"Uid:\t{tg.uid}\t{tg.euid}\t{tg.suid}\t{tg.euid}\n",
-        f"Gid:\t{tg.gid}\t{tg.egid}\t{tg.sgid}\t{tg.egid}\n",
+        f"Uid:\t{tg.uid}\t{tg.euid}\t{tg.suid}\t{fs_ids(tg)[0]}\n",
+        f"Gid:\t{tg.gid}\t{tg.egid}\t{tg.sgid}\t{fs_ids(tg)[1]}\n",
         f"FDSize:\t{_fd_size(s.fdtable())}\n",
         f"Groups:\t{groups} \n",
         f"NStgid:\t{tg.tgid}\n",
@@ -702,13 +702,13 @@ def status_text(s: Subject) -> bytes:
         f"SigIgn:\t{ign:016x}\n",
         f"SigCgt:\t{caught:016x}\n",
     ]
-    caps = ALL_CAPS if tg.euid == 0 else 0
+    caps = C.of(t) if t is not None else C.CapSets(bounding=0)
     out += [
-        "CapInh:\t0000000000000000\n",
-        f"CapPrm:\t{caps:016x}\n",
-        f"CapEff:\t{caps:016x}\n",
-        f"CapBnd:\t{ALL_CAPS:016x}\n",
-        "CapAmb:\t0000000000000000\n",
+        f"CapInh:\t{caps.inheritable:016x}\n",
+        f"CapPrm:\t{caps.permitted:016x}\n",
+        f"CapEff:\t{caps.effective:016x}\n",
+        f"CapBnd:\t{caps.bounding:016x}\n",
+        f"CapAmb:\t{caps.ambient:016x}\n",
         f"NoNewPrivs:\t{int(bool(getattr(tg, 'no_new_privs', False)))}\n",
         "Seccomp:\t0\n",
         "Seccomp_filters:\t0\n",
@@ -881,17 +881,22 @@ def _comm_store(s: Subject):
     return store
 
 
+def _target_has_cap(s: Subject, cap: int) -> bool:
+    t = s.live_task()
+    return t is not None and C.has_cap(t, cap)
+
+
 def _oom_score_adj_store(s: Subject):
     def store(data: bytes, offset: int) -> int:
         # Accepted and remembered; pysentry has no OOM killer. Going below the floor
         # needs CAP_SYS_RESOURCE, which a privileged process holds and then sets the
-        # floor itself. The writer is not known here, so the target's euid stands in
-        # for it (the usual writer is the process itself).
+        # floor itself. The writer is not known here, so the target's capabilities
+        # stand in for the writer's (the usual writer is the process itself).
         value = _parse_int(data)
         if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
             raise SysError(errno.EINVAL)
         tg = s.tg
-        if tg.euid == 0:
+        if _target_has_cap(s, C.CAP_SYS_RESOURCE):
             tg.oom_score_adj_min = value
         elif value < getattr(tg, "oom_score_adj_min", 0):
             raise SysError(errno.EACCES)
@@ -973,7 +978,7 @@ def _loginuid(s: Subject) -> bytes:
 def _loginuid_store(s: Subject):
     def store(data: bytes, offset: int) -> int:
         # loginuid_write: one decimal write from offset 0; setting it takes
-        # CAP_AUDIT_CONTROL, for which the target's euid stands in (see oom_score_adj).
+        # CAP_AUDIT_CONTROL, the target's standing in for the writer's (see oom_score_adj).
         if offset != 0:
             raise SysError(errno.EINVAL)
         if not re.fullmatch(rb"\+?[0-9]+\n?", data):
@@ -981,7 +986,7 @@ def _loginuid_store(s: Subject):
         value = int(data.rstrip(b"\n"))
         if value >= 1 << 32:
             raise SysError(errno.ERANGE)
-        if s.tg.euid != 0:
+        if not _target_has_cap(s, C.CAP_AUDIT_CONTROL):
             raise SysError(errno.EPERM)
         s.tg.loginuid = value
         return len(data)
@@ -1198,7 +1203,7 @@ def sys_table(fs: ProcFS) -> dict:
             b"osrelease": _static(lambda: bytes(k.release) + b"\n"),
             b"pid_max": _static(lambda: b"%d\n" % PID_MAX),
             b"ngroups_max": _static(lambda: b"%d\n" % NGROUPS_MAX),
-            b"cap_last_cap": _static(lambda: b"%d\n" % CAP_LAST_CAP),
+            b"cap_last_cap": _static(lambda: b"%d\n" % C.CAP_LAST_CAP),
         }
 
     def vm_dir(fs):
