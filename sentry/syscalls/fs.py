@@ -6,6 +6,7 @@ file's wait queue (or returns EAGAIN for O_NONBLOCK) and retries when woken.
 """
 import errno
 import os
+import stat as _st
 import struct
 import time
 
@@ -13,16 +14,21 @@ from ..kernel.errors import SysError, WouldBlock
 from ..kernel.wait import Block, INTERRUPTED, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
 from ..kernel import signals as S
 from ..vfs.dirent import pack_dirent64
+from ..kernel import caps as C
 from ..vfs.fdtable import FDTable
+from ..vfs.file import RegularFile
 from ..vfs.iov import advance, copy_into, total as iov_total
+from ..mm import filemap
 from ..mm.userbuf import UserBuffer
-from ..vfs.unix import SocketFile
+from ..vfs.unix import MSG_NOSIGNAL, SocketFile
 from ..vfs.pipe import make_pipe
+from ..vfs.walk import RESOLVE_ALL, RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 from .table import syscall, PARTIAL
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x400
 AT_EACCESS, AT_EMPTY_PATH, AT_NO_AUTOMOUNT = 0x200, 0x1000, 0x800
+AT_STATX_SYNC_TYPE = 0x6000      # FORCE_SYNC | DONT_SYNC: one or the other, not both
 O_NONBLOCK, O_CLOEXEC, O_APPEND, O_DIRECTORY, O_PATH = 0o4000, 0o2000000, 0o2000, 0o200000, 0o10000000
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
@@ -60,9 +66,9 @@ def _at(t, dirfd, pathaddr):
 
 
 # ---- open / close ----------------------------------------------------------------------
-def do_open(t, dirfd, path, flags, mode):
+def do_open(t, dirfd, path, flags, mode, resolve=0):
     ctx = t.path_context()
-    desc = t.kernel.vfs.openat(ctx, _dir(t, dirfd), path, flags, mode)
+    desc = t.kernel.vfs.openat(ctx, _dir(t, dirfd), path, flags, mode, resolve)
     try:
         # A FIFO opened without O_NONBLOCK waits for its peer.
         while True:
@@ -93,15 +99,51 @@ def sys_creat(t, path, mode, *_):
     return do_open(t, AT_FDCWD, _path(t, path), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
 
 
+# openat2's struct open_how: flags, mode, resolve (u64 each); later versions only append.
+OPEN_HOW_SIZE_VER0 = 24
+# Every O_* flag open(2) knows on x86-64 (Linux's VALID_OPEN_FLAGS); __O_TMPFILE is
+# O_TMPFILE without its O_DIRECTORY.
+VALID_OPEN_FLAGS = 0o37777703
+__O_TMPFILE = 0o20000000
+
+
+def _check_open_how(flags, mode, resolve):
+    """openat2 refuses what open/openat silently ignore (build_open_flags(), in its order)."""
+    flags &= ~O_CLOEXEC
+    if flags & ~VALID_OPEN_FLAGS or resolve & ~RESOLVE_ALL:
+        raise SysError(errno.EINVAL)
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise SysError(errno.EINVAL)
+    if flags & (os.O_CREAT | __O_TMPFILE):
+        if mode & ~0o7777:
+            raise SysError(errno.EINVAL)
+    elif mode:
+        raise SysError(errno.EINVAL)
+    if flags & (O_DIRECTORY | os.O_CREAT) == O_DIRECTORY | os.O_CREAT:
+        raise SysError(errno.EINVAL)    # as VirtualFS.openat, but before EAGAIN below
+    if flags & __O_TMPFILE and (not flags & O_DIRECTORY or not flags & 3):
+        raise SysError(errno.EINVAL)
+    if flags & O_PATH and flags & ~(O_PATH | O_DIRECTORY | os.O_NOFOLLOW):
+        raise SysError(errno.EINVAL)
+    if resolve & RESOLVE_CACHED and flags & (os.O_TRUNC | os.O_CREAT | __O_TMPFILE):
+        raise SysError(errno.EAGAIN)
+
+
 @syscall("openat2", ("fd", "path", "ptr", "size"), ret="fd", support=PARTIAL,
-         note="resolve flags other than 0 are EINVAL")
+         note="RESOLVE_CACHED never fails with EAGAIN for a lookup (the sentry always "
+              "completes one); a procfs fd/N link of a pipe or socket is not treated as "
+              "a magic link by the RESOLVE_* checks")
 def sys_openat2(t, dirfd, path, how, size, *_):
-    if size < 24:
+    if size < OPEN_HOW_SIZE_VER0:
         raise SysError(errno.EINVAL)
-    flags, mode, resolve = struct.unpack("<QQQ", t.mm.read(how, 24))
-    if resolve:
-        raise SysError(errno.EINVAL)
-    return do_open(t, dirfd, _path(t, path), flags, mode)
+    if size > 4096:
+        raise SysError(errno.E2BIG)
+    raw = t.mm.read(how, size)
+    if any(raw[OPEN_HOW_SIZE_VER0:]):       # fields of a newer struct we do not know
+        raise SysError(errno.E2BIG)
+    flags, mode, resolve = struct.unpack_from("<QQQ", raw)
+    _check_open_how(flags, mode, resolve)
+    return do_open(t, dirfd, _path(t, path), flags, mode, resolve)
 
 
 @syscall("close", ("fd",))
@@ -426,14 +468,104 @@ def sys_pwritev(t, fd, iov, cnt, off, *_):
     return _vwrite(t, fd, iov, cnt, off)
 
 
-@syscall("preadv2", ("fd", "ptr", "int", "int", "int", "flags"))
+RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT = 0x01, 0x02, 0x04, 0x08
+RWF_APPEND, RWF_NOAPPEND, RWF_ATOMIC, RWF_DONTCACHE = 0x10, 0x20, 0x40, 0x80
+RWF_NOSIGNAL = 0x100
+RWF_SUPPORTED = 0x1ff
+
+
+def _v2_offset(off):
+    """preadv2/pwritev2's offset: -1 is the file position (None), other negatives EINVAL."""
+    if off == (1 << 64) - 1:
+        return None
+    if off >> 63:
+        raise SysError(errno.EINVAL)
+    return off
+
+
+def _check_rwf(t, fd, iov, cnt, offset, flags, write):
+    """Validate RWF_* flags where Linux does (kiocb_set_rw_flags): after the fd, access
+    mode and iovec checks, and not at all for an empty transfer (then 0 is returned).
+    None means: go on with the transfer.
+
+    What the flags mean here: HIPRI (polled I/O) is a hint; NOWAIT on a pipe or socket is
+    EAGAIN when it is not ready, on a tmpfs file EOPNOTSUPP (as Linux's tmpfs, which
+    does not offer it), elsewhere a no-op (a regular file never waits in the sentry);
+    APPEND/NOAPPEND, DSYNC/SYNC and NOSIGNAL are applied by pwritev2 (NOSIGNAL is a
+    no-op for reads, as on Linux); ATOMIC (needs O_DIRECT on a capable device) and
+    DONTCACHE (no page cache to bypass) are EOPNOTSUPP, as on Linux's tmpfs."""
+    desc = t.fdtable.get(s32(fd))
+    if offset is not None and desc.stream:
+        raise SysError(errno.ESPIPE)
+    if not (desc.writable if write else desc.readable):
+        raise SysError(errno.EBADF)
+    if not any(ln for _, ln in _iovec_ranges(t, iov, cnt)):
+        return 0
+    if flags & ~RWF_SUPPORTED or flags & (RWF_ATOMIC | RWF_DONTCACHE):
+        raise SysError(errno.EOPNOTSUPP)
+    if flags & RWF_APPEND and flags & RWF_NOAPPEND:
+        raise SysError(errno.EINVAL)
+    if flags & RWF_NOWAIT:
+        if desc.stream:
+            ready = (POLLOUT if write else POLLIN) | POLLERR | POLLHUP
+            if not desc.readiness(ready):
+                return -errno.EAGAIN
+        elif getattr(getattr(desc.inode, "fs", None), "fstype", "") == "tmpfs":
+            raise SysError(errno.EOPNOTSUPP)
+    return None
+
+
+@syscall("preadv2", ("fd", "ptr", "int", "int", "int", "flags"),
+         note="RWF_NOWAIT never fails on a regular file outside tmpfs (nothing waits)")
 def sys_preadv2(t, fd, iov, cnt, off, _hi, flags):
-    return _vread(t, fd, iov, cnt, None if off == (1 << 64) - 1 else off)
+    offset = _v2_offset(off)
+    if flags:
+        r = _check_rwf(t, fd, iov, cnt, offset, flags, write=False)
+        if r is not None:
+            return r
+    return _vread(t, fd, iov, cnt, offset)
 
 
-@syscall("pwritev2", ("fd", "ptr", "int", "int", "int", "flags"))
+@syscall("pwritev2", ("fd", "ptr", "int", "int", "int", "flags"),
+         note="RWF_NOWAIT on a pipe or socket is EAGAIN only when no room at all (a big "
+              "write may still wait for the rest)")
 def sys_pwritev2(t, fd, iov, cnt, off, _hi, flags):
-    return _vwrite(t, fd, iov, cnt, None if off == (1 << 64) - 1 else off)
+    offset = _v2_offset(off)
+    if not flags:
+        return _vwrite(t, fd, iov, cnt, offset)
+    r = _check_rwf(t, fd, iov, cnt, offset, flags, write=True)
+    if r is not None:
+        return r
+    desc = t.fdtable.get(s32(fd))
+    if flags & RWF_NOSIGNAL and desc.stream:
+        return _write_nosignal(t, desc, _iovec_buffer(t, iov, cnt, False))
+    if not isinstance(desc, RegularFile):
+        return _vwrite(t, fd, iov, cnt, offset)
+    # RWF_APPEND / RWF_NOAPPEND turn O_APPEND on or off for this call only. A regular
+    # file's write completes without waiting, so no other call sees the changed flags.
+    saved = desc.flags
+    if flags & RWF_APPEND:
+        desc.flags = saved | O_APPEND
+    elif flags & RWF_NOAPPEND:
+        desc.flags = saved & ~O_APPEND
+    try:
+        n = _vwrite(t, fd, iov, cnt, offset)
+    finally:
+        desc.flags = saved
+    if flags & (RWF_DSYNC | RWF_SYNC) and isinstance(n, int) and n > 0:
+        desc.fsync()
+    return n
+
+
+def _write_nosignal(t, desc, resolve):
+    """A write to a pipe or socket whose reader is gone is EPIPE without SIGPIPE."""
+    if isinstance(desc, SocketFile):
+        from . import socket as sock
+        return (yield from sock._send(t, desc, resolve, None, None, MSG_NOSIGNAL))
+    try:
+        return (yield from _io_write_all(t, desc, resolve, None))
+    except SysError as e:
+        return -e.errno
 
 
 @syscall("lseek", ("fd", "int", "int"))
@@ -508,9 +640,9 @@ def sys_newfstatat(t, dirfd, path, buf, flags, *_):
 
 @syscall("statx", ("fd", "path", "flags:at", "hex", "ptr"))
 def sys_statx(t, dirfd, path, flags, mask, buf, _a5):
-    if mask & 0x80000000:
+    if mask & 0x80000000 or flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
         raise SysError(errno.EINVAL)
-    st = _stat_at(t, dirfd, path, flags & ~0x6000)
+    st = _stat_at(t, dirfd, path, flags & ~AT_STATX_SYNC_TYPE)
     t.mm.write(buf, st.pack_statx(mask))
     return 0
 
@@ -739,9 +871,14 @@ def sys_fchown(t, fd, uid, gid, *_):
 
 @syscall("fchownat", ("fd", "path", "int", "int", "flags:at"))
 def sys_fchownat(t, dirfd, path, uid, gid, flags, _a5):
-    p = t.mm.read_cstring(path, 4096)
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SysError(errno.EINVAL)
+    p = _path(t, path)
     if not p and flags & AT_EMPTY_PATH:
-        t.fdtable.get(s32(dirfd)).chown(t.path_context().creds, _id(uid), _id(gid))
+        if s32(dirfd) == AT_FDCWD:
+            t.kernel.vfs.chown(t.path_context(), None, b".", _id(uid), _id(gid))
+        else:
+            t.fdtable.get(s32(dirfd)).chown(t.path_context().creds, _id(uid), _id(gid))
         return 0
     t.kernel.vfs.chown(t.path_context(), _dir(t, dirfd), p, _id(uid), _id(gid),
                        follow=not flags & AT_SYMLINK_NOFOLLOW)
@@ -763,10 +900,21 @@ def sys_utimensat(t, dirfd, path, times, flags, *_):
         atime, mtime = conv(a), conv(m)
     else:
         atime = mtime = UTIME_NOW
-    if not path:
+    # A NULL path names dirfd itself (futimens), and then takes no flags (do_utimes()).
+    if not path and s32(dirfd) != AT_FDCWD:
+        if flags:
+            raise SysError(errno.EINVAL)
         t.fdtable.get(s32(dirfd)).utimens(t.path_context().creds, atime, mtime)
         return 0
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise SysError(errno.EINVAL)
     d, p = _at(t, dirfd, path)
+    if not p and flags & AT_EMPTY_PATH:
+        if d is None:
+            t.kernel.vfs.utimens(t.path_context(), None, b".", atime, mtime)
+        else:
+            t.fdtable.get(s32(dirfd)).utimens(t.path_context().creds, atime, mtime)
+        return 0
     t.kernel.vfs.utimens(t.path_context(), d, p, atime, mtime,
                          follow=not flags & AT_SYMLINK_NOFOLLOW)
     return 0
@@ -815,14 +963,71 @@ def sys_sync(t, *_):
     return 0
 
 
-@syscall("fallocate", ("fd", "int", "int", "int"), support=PARTIAL, note="mode 0 only")
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08
+FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 0x10, 0x20, 0x40
+FALLOC_FL_WRITE_ZEROES = 0x80
+FALLOC_FL_MODE_MASK = (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE
+                       | FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE
+                       | FALLOC_FL_WRITE_ZEROES)
+FALLOCATE_ZERO_CHUNK = 1 << 20
+
+
+def _check_fallocate_mode(mode):
+    """vfs_fallocate()'s checks of the mode alone: EOPNOTSUPP for what no file allows."""
+    if mode & ~(FALLOC_FL_MODE_MASK | FALLOC_FL_KEEP_SIZE):
+        raise SysError(errno.EOPNOTSUPP)
+    op = mode & FALLOC_FL_MODE_MASK
+    if op in (0, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_ZERO_RANGE):
+        return
+    if op == FALLOC_FL_PUNCH_HOLE and mode & FALLOC_FL_KEEP_SIZE:
+        return
+    if (op in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_WRITE_ZEROES)
+            and not mode & FALLOC_FL_KEEP_SIZE):
+        return
+    raise SysError(errno.EOPNOTSUPP)
+
+
+@syscall("fallocate", ("fd", "int", "int", "int"), support=PARTIAL,
+         note="modes of Linux's tmpfs: allocate (space is not reserved), KEEP_SIZE, "
+              "PUNCH_HOLE|KEEP_SIZE (the range reads as zeros; its space is not freed); "
+              "others EOPNOTSUPP")
 def sys_fallocate(t, fd, mode, off, length, *_):
     desc = t.fdtable.get(s32(fd))
-    if mode:
-        raise SysError(errno.EOPNOTSUPP)
-    if desc.stat().size < off + length:
+    if desc.flags & O_PATH:
+        raise SysError(errno.EBADF)
+    mode &= 0xffffffff
+    if off >> 63 or not 0 < length < 1 << 63:
+        raise SysError(errno.EINVAL)
+    _check_fallocate_mode(mode)
+    if not desc.writable:
+        raise SysError(errno.EBADF)
+    st = desc.stat()
+    if _st.S_ISFIFO(st.mode):
+        raise SysError(errno.ESPIPE)
+    if _st.S_ISDIR(st.mode):
+        raise SysError(errno.EISDIR)
+    if not _st.S_ISREG(st.mode):
+        raise SysError(errno.ENODEV)
+    if off + length >= 1 << 63:
+        raise SysError(errno.EFBIG)
+    if mode & ~FALLOC_FL_KEEP_SIZE and mode != FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+        raise SysError(errno.EOPNOTSUPP)        # as Linux's tmpfs (shmem_fallocate)
+    if mode & FALLOC_FL_PUNCH_HOLE:
+        _zero_range(desc.inode, off, min(off + length, st.size))
+    elif not mode & FALLOC_FL_KEEP_SIZE and st.size < off + length:
         desc.truncate(off + length, t.path_context().creds)
     return 0
+
+
+def _zero_range(inode, lo, hi):
+    """Zero [lo, hi) of a file through the file-page layer (coherent with its shared
+    mappings), without moving its size: what a punched hole reads as."""
+    zeros = memoryview(bytes(min(max(hi - lo, 0), FALLOCATE_ZERO_CHUNK)))
+    while lo < hi:
+        n = filemap.write(inode, lo, [zeros[:hi - lo]])
+        if n <= 0:
+            raise SysError(errno.EIO)
+        lo += n
 
 
 # ---- cwd --------------------------------------------------------------------------------
@@ -844,7 +1049,7 @@ def sys_fchdir(t, fd, *_):
 
 @syscall("chroot", ("path",))
 def sys_chroot(t, path, *_):
-    if t.tg.euid != 0:
+    if not C.has_cap(t, C.CAP_SYS_CHROOT):
         raise SysError(errno.EPERM)
     t.fs.root = t.kernel.vfs.resolve_dir(t.path_context(), None, _path(t, path))
     return 0
@@ -910,7 +1115,7 @@ def sys_fcntl(t, fd, cmd, arg, *_):
         if not hasattr(desc, "set_pipe_size"):
             raise SysError(errno.EBADF)
         if cmd == F_SETPIPE_SZ:
-            return desc.set_pipe_size(s32(arg), privileged=t.tg.euid == 0)
+            return desc.set_pipe_size(s32(arg), privileged=C.has_cap(t, C.CAP_SYS_RESOURCE))
         return desc.pipe.capacity
     if cmd in (F_GETOWN, F_SETOWN):
         return 0
@@ -1293,17 +1498,32 @@ def _memfd_mount(k):
     return mnt
 
 
+MFD_HUGE_SHIFT, MFD_HUGE_MASK = 26, 0x3f
+MFD_NAME_MAX = 249          # NAME_MAX less the "memfd:" prefix
+
+
 @syscall("memfd_create", ("str", "flags"), ret="fd", support=PARTIAL,
-         note="sealing (F_ADD_SEALS) is refused")
+         note="sealing (F_ADD_SEALS) is refused; MFD_HUGETLB is EINVAL (no hugetlbfs)")
 def sys_memfd_create(t, name_addr, flags, *_):
-    import stat as _st
     from ..vfs.dentry import Dentry
     from ..vfs.mount import Location
-    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC):
+    known = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC
+    if flags & MFD_HUGETLB:
+        known |= MFD_HUGE_MASK << MFD_HUGE_SHIFT
+    if flags & ~known:
         raise SysError(errno.EINVAL)
-    name = t.copy_in_string(name_addr, 250)
+    if flags & MFD_EXEC and flags & MFD_NOEXEC_SEAL:
+        raise SysError(errno.EINVAL)
+    try:
+        name = t.copy_in_string(name_addr, MFD_NAME_MAX + 1)
+    except SysError as e:
+        raise SysError(errno.EINVAL if e.errno == errno.ENAMETOOLONG else e.errno)
+    if flags & MFD_HUGETLB:
+        raise SysError(errno.EINVAL)
     mnt = _memfd_mount(t.kernel)
-    inode = mnt.root.inode.new_tmpfile(_st.S_IFREG | 0o777, t.tg.euid, t.tg.egid)
+    # vm.memfd_noexec is 0: without MFD_NOEXEC_SEAL the file is executable.
+    perms = 0o666 if flags & MFD_NOEXEC_SEAL else 0o777
+    inode = mnt.root.inode.new_tmpfile(_st.S_IFREG | perms, t.tg.euid, t.tg.egid)
     d = Dentry(b"memfd:" + name, mnt.root, inode)
     d.dead = True
     desc = inode.open(Location(mnt, d), os.O_RDWR | 0o100000)

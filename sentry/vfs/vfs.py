@@ -32,7 +32,7 @@ from .inode import RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT
 from .mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, Location, Mount
 from .pipe import FifoTable
 from .stat import ST_NODEV, ST_NOEXEC, ST_NOSUID, ST_RDONLY, ST_RELATIME, StatFS
-from .walk import DOTS, MAXSYMLINKS, NAME_MAX, PATH_MAX, Walk
+from .walk import DOTS, NAME_MAX, PATH_MAX, RestrictedWalk, Walk
 
 O_CREAT = os.O_CREAT
 O_EXCL = os.O_EXCL
@@ -195,10 +195,20 @@ class VirtualFS:
         if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
             raise SysError(errno.EINVAL)
         if not flags & AT_EACCESS:
+            # The real ids, with the capabilities Linux gives that check (do_faccessat):
+            # a real root's permitted set, nothing for anyone else.
             c = ctx.creds
+            caps = None
+            if ctx.task is not None:
+                from ..kernel.caps import of as caps_of
+                caps = caps_of(ctx.task).permitted if c.uid == 0 else 0
             ctx = PathContext(ctx.root, ctx.cwd, Creds(c.uid, c.gid, c.euid, c.egid, c.uid,
-                                                       c.gid, c.groups), ctx.umask, ctx.task)
-        loc = self.resolve(ctx, dir, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+                                                       c.gid, c.groups, caps),
+                              ctx.umask, ctx.task)
+        if not path and flags & AT_EMPTY_PATH:
+            loc = dir if dir is not None else ctx.cwd
+        else:
+            loc = self.resolve(ctx, dir, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
         if mode == F_OK:
             return
         inode = loc.dentry.inode
@@ -233,10 +243,13 @@ class VirtualFS:
         return loc.mount.readonly
 
     # == open ==============================================================================
-    def openat(self, ctx, dir, path: bytes, flags: int, mode: int = 0):
+    def openat(self, ctx, dir, path: bytes, flags: int, mode: int = 0, resolve: int = 0):
+        """open(2) of `path`; `resolve` holds openat2's RESOLVE_* restrictions (walk.py)."""
+        if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT:
+            raise SysError(errno.EINVAL)    # Linux 6.4 on; this covers O_TMPFILE|O_CREAT
+        w = RestrictedWalk(self, ctx, dir, resolve) if resolve else Walk(self, ctx)
         if flags & O_TMPFILE == O_TMPFILE:
-            return self._open_tmpfile(ctx, dir, path, flags, mode)
-        w = Walk(self, ctx)
+            return self._open_tmpfile(ctx, w, dir, path, flags, mode)
         if flags & O_PATH:
             loc = w.resolve(dir, path, follow=not flags & O_NOFOLLOW)
             if flags & O_DIRECTORY and not loc.dentry.inode.is_dir():
@@ -255,19 +268,17 @@ class VirtualFS:
                     break
                 if flags & O_EXCL:
                     raise SysError(errno.EEXIST)
-                loc = self.cross_down(Location(parent.mount, d))
+                loc = w.enter(parent, d)
                 if not _st.S_ISLNK(loc.dentry.inode.mode):
                     break
                 if flags & O_NOFOLLOW:
                     raise SysError(errno.ELOOP)
                 # A symlink met with O_CREAT is followed, and its target is created
                 # if missing (Linux does this for dangling links too).
-                w.links += 1
-                if w.links > MAXSYMLINKS:
-                    raise SysError(errno.ELOOP)
-                target = loc.dentry.inode.readlink()
-                if not target:
-                    raise SysError(errno.ENOENT)
+                target = w.link_target(parent, loc)
+                if isinstance(target, Location):    # a magic link: the very file
+                    loc = target
+                    break
                 parent, last, trailing = w.parent_of(parent, target)
         else:
             loc = w.resolve(dir, path, follow=not flags & O_NOFOLLOW)
@@ -319,10 +330,10 @@ class VirtualFS:
         perm.check(ctx.creds, inode, perm.MAY_EXEC)
         return inode.open(loc, os.O_RDONLY)
 
-    def _open_tmpfile(self, ctx, dir, path, flags, mode):
+    def _open_tmpfile(self, ctx, w: Walk, dir, path, flags, mode):
         if flags & O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
             raise SysError(errno.EINVAL)
-        loc = self.resolve(ctx, dir, path)
+        loc = w.resolve(dir, path)
         if not loc.dentry.inode.is_dir():
             raise SysError(errno.ENOTDIR)
         self._check_create(ctx, loc)
