@@ -118,8 +118,8 @@ class World:
             k.new_session(tg)
         else:
             k.set_pgrp(tg, parent.pgrp.pgid, parent.session)
-        tg.uid = tg.euid = tg.suid = uid
-        tg.gid = tg.egid = tg.sgid = gid
+        tg.uid = tg.euid = tg.suid = tg.fsuid = uid
+        tg.gid = tg.egid = tg.sgid = tg.fsgid = gid
         tg.groups = tuple(groups)
         mm = AddressSpace(self.memfile, FakeAddressSpace(), MAX_ADDR)
         mm.map_anon(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE, False,
@@ -153,10 +153,11 @@ class World:
 
     def ctx(self, t, task_known=True):
         """The PathContext of a syscall made by task t."""
+        if task_known:
+            return t.path_context()
         tg = t.tg
-        creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.euid, tg.egid, tuple(tg.groups))
-        return PathContext(t.fs.root, t.fs.cwd, creds, t.fs.umask,
-                           task=t if task_known else None)
+        creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.fsuid, tg.fsgid, tuple(tg.groups))
+        return PathContext(t.fs.root, t.fs.cwd, creds, t.fs.umask)
 
     def read(self, path, ctx=None, chunk=65536):
         ctx = ctx or self.vfs.root_context()
@@ -620,7 +621,7 @@ def test_owner_follows_the_credentials(w):
     ctx = w.vfs.root_context()
     path = b"/proc/%d" % t.tid
     assert w.vfs.stat(ctx, None, path).uid == 0
-    t.tg.uid = t.tg.euid = t.tg.suid = 1234
+    t.tg.uid = t.tg.euid = t.tg.suid = t.tg.fsuid = 1234
     st = w.vfs.stat(ctx, None, path)
     assert (st.uid, stat.S_IMODE(st.mode), stat.S_ISDIR(st.mode)) == (1234, 0o555, True)
     assert w.vfs.stat(ctx, None, path + b"/environ").uid == 1234

@@ -429,7 +429,7 @@ class FakeTask:
     def __init__(self, kernel, tgid, pgid=None, sid=None, parent=None, euid=0):
         self.kernel = kernel
         self.tg = ThreadGroup(kernel, tgid, parent)
-        self.tg.euid = self.tg.egid = euid
+        self.tg.euid = self.tg.egid = self.tg.fsuid = self.tg.fsgid = euid
         kernel.groups[tgid] = self.tg
         sid = tgid if sid is None else sid
         pgid = tgid if pgid is None else pgid

@@ -68,6 +68,7 @@ class ThreadGroup:
         self.exit_signal = 17
         self.uid = self.gid = self.euid = self.egid = 0
         self.suid = self.sgid = 0
+        self.fsuid = self.fsgid = 0          # follow euid/egid but for setfsuid/setfsgid
         self.groups = ()
         self.start_time = 0.0
         self.utime = self.stime = 0
@@ -123,8 +124,10 @@ class Task:
 
 def _path_context(self):
     from ..vfs.context import Creds, PathContext
+    from . import caps
     tg = self.tg
-    creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.euid, tg.egid, tuple(tg.groups))
+    creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.fsuid, tg.fsgid, tuple(tg.groups),
+                  caps.of(self).effective)
     return PathContext(self.fs.root, self.fs.cwd, creds, self.fs.umask, self)
 
 

@@ -10,7 +10,6 @@ from ..kernel.errors import SysError
 from ..kernel.sigframe import pack_siginfo
 from ..kernel.task import Task, FSContext, RLIM_INFINITY
 from ..kernel.wait import Block
-from ..vfs.context import fs_ids
 from .fs import s32
 from .table import syscall, PARTIAL
 
@@ -457,7 +456,7 @@ class _IdSet:
         return tuple(getattr(self.tg, n) for n in self.names)
 
     def get_fs(self):
-        return fs_ids(self.tg)[0 if self.kind == "u" else 1]
+        return getattr(self.tg, self.fs_name)
 
     def set(self, r, e, s):
         old = self.get()

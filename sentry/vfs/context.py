@@ -49,32 +49,6 @@ class Creds(Record):
 ROOT_CREDS = Creds()
 
 
-def fs_ids(tg) -> tuple:
-    """(fsuid, fsgid) of a thread group: its effective ids until setfsuid/setfsgid."""
-    try:
-        return tg.fsuid, tg.fsgid
-    except AttributeError:          # a group that never exec'd nor set them
-        return tg.euid, tg.egid
-
-
-def _thread_creds(task, creds: Creds) -> Creds:
-    """A copy of `creds` completed with what only the thread knows: its capabilities and
-    fs ids. Two kinds arrive without them: the thread's own (kernel/task.py, fs ids set to
-    the effective ids) and access(2)'s real-id check (vfs.access, fs ids set to the real
-    ids), which Linux runs with the permitted set for a real root and no capabilities
-    otherwise (do_faccessat). The fs ids tell them apart; where the real and effective
-    ids are equal the thread's own reading wins."""
-    tg = task.tg
-    thread = _caps.of(task)
-    if creds.fsuid == tg.euid and creds.fsgid == tg.egid:
-        (fsuid, fsgid), caps = fs_ids(tg), thread.effective
-    else:
-        fsuid, fsgid = creds.fsuid, creds.fsgid
-        caps = thread.permitted if fsuid == 0 else 0
-    return Creds(creds.uid, creds.gid, creds.euid, creds.egid, fsuid, fsgid, creds.groups,
-                 caps)
-
-
 class PathContext(Record):
     _fields = ("root", "cwd", "creds", "umask", "task")
 
@@ -82,8 +56,6 @@ class PathContext(Record):
                  task: object = None):
         self.root = root
         self.cwd = cwd
-        if task is not None and creds.caps is None:
-            creds = _thread_creds(task, creds)
         self.creds = creds
         self.umask = umask
         # The calling Task, for files whose meaning depends on who asks (/proc/self and

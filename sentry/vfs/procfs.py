@@ -56,7 +56,6 @@ from ..kernel import caps as C
 from ..kernel.errors import SysError
 from . import iov
 from .file import FileDescription, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_SET
-from .context import fs_ids
 from .inode import Dirent, Filesystem, Inode
 from .mount import Location
 from .stat import DT_DIR, DT_LNK, DT_REG, PROC_SUPER_MAGIC, StatFS, major, minor
@@ -674,8 +673,8 @@ def status_text(s: Subject) -> bytes:
         f"Pid:\t{s.pid}\n",
         f"PPid:\t{tg.parent.tgid if tg.parent is not None else 0}\n",
         "TracerPid:\t0\n",
-        f"Uid:\t{tg.uid}\t{tg.euid}\t{tg.suid}\t{fs_ids(tg)[0]}\n",
-        f"Gid:\t{tg.gid}\t{tg.egid}\t{tg.sgid}\t{fs_ids(tg)[1]}\n",
+        f"Uid:\t{tg.uid}\t{tg.euid}\t{tg.suid}\t{tg.fsuid}\n",
+        f"Gid:\t{tg.gid}\t{tg.egid}\t{tg.sgid}\t{tg.fsgid}\n",
         f"FDSize:\t{_fd_size(s.fdtable())}\n",
         f"Groups:\t{groups} \n",
         f"NStgid:\t{tg.tgid}\n",
