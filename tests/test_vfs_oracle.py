@@ -19,6 +19,7 @@ import traceback
 
 import pytest
 
+from pysentry.sentry.kernel.caps import CAP_SYS_CHROOT
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.vfs.context import Creds
 from pysentry.sentry.vfs.overlay import OverlayFS
@@ -256,7 +257,7 @@ class VfsRunner:
                 raise SysError(errno.ENOENT)     # glibc's getcwd turns this into ENOENT
             return path.decode()
         if name == "chroot":
-            if not c.creds.privileged():
+            if not c.creds.has_cap(CAP_SYS_CHROOT):
                 raise SysError(errno.EPERM)
             c.root = v.resolve_dir(c, None, _b(a[0]))
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import stat as _st
 
+from ..kernel.caps import CAP_CHOWN, CAP_FSETID
 from ..kernel.errors import SysError
 from ..mm import filemap
 from . import perm
@@ -30,7 +31,7 @@ def chmod(creds, mount, inode, mode: int) -> None:
     if not perm.is_owner(creds, inode):
         raise SysError(errno.EPERM)
     mode &= 0o7777
-    if not creds.privileged() and not creds.in_group(inode.gid):
+    if not creds.in_group(inode.gid) and not creds.has_cap(CAP_FSETID):
         mode &= ~_st.S_ISGID
     inode.setattr(mode=mode)
 
@@ -49,7 +50,7 @@ def chown(creds, mount, inode, uid: int, gid: int) -> None:
     check_writable_mount(mount, inode)
     uid = None if uid in (-1, 0xFFFFFFFF) else uid
     gid = None if gid in (-1, 0xFFFFFFFF) else gid
-    if not creds.privileged():
+    if not creds.has_cap(CAP_CHOWN):
         owner = creds.fsuid == inode.uid
         if uid is not None and not (owner and uid == inode.uid):
             raise SysError(errno.EPERM)
@@ -113,7 +114,7 @@ def truncate(creds, mount, inode, length: int) -> None:
     if length > MAX_FILE_SIZE:
         raise SysError(errno.EFBIG)
     check_writable_mount(mount, inode)
-    mode = None if creds is None or creds.privileged() else killed_privs(inode.mode)
+    mode = None if creds is None or creds.has_cap(CAP_FSETID) else killed_privs(inode.mode)
     now = now_ns()
     old_size = inode.size
     inode.setattr(size=length, mode=mode, mtime_ns=now, ctime_ns=now)

@@ -1,14 +1,8 @@
 """Who is asking, and from where: the credentials and the root/cwd of a path walk."""
 from __future__ import annotations
 
-from ..kernel import caps as _caps
 from ..kernel.record import Record
 from .mount import Location
-
-# What `Creds.privileged()` stands for: all the capabilities a file operation may need.
-_PRIVILEGED = sum(1 << c for c in (_caps.CAP_CHOWN, _caps.CAP_DAC_OVERRIDE,
-                                   _caps.CAP_DAC_READ_SEARCH, _caps.CAP_FOWNER,
-                                   _caps.CAP_FSETID, _caps.CAP_MKNOD))
 
 
 class Creds(Record):
@@ -36,14 +30,6 @@ class Creds(Record):
         if self.caps is None:
             return self.fsuid == 0
         return bool(self.caps >> cap & 1)
-
-    def privileged(self) -> bool:
-        """Holds every capability a file operation may ask for. Fails closed: a thread
-        that dropped any one of them is not privileged. Kept for callers not yet asking
-        `has_cap` for the one capability they need."""
-        if self.caps is None:
-            return self.fsuid == 0
-        return self.caps & _PRIVILEGED == _PRIVILEGED
 
 
 ROOT_CREDS = Creds()

@@ -22,6 +22,7 @@ import os
 import stat as _st
 import weakref
 
+from ..kernel.caps import CAP_FSETID, CAP_MKNOD, CAP_SYS_ADMIN
 from ..kernel.errors import SysError
 from . import attrs, perm
 from .context import Creds, PathContext
@@ -376,7 +377,7 @@ class VirtualFS:
             if is_dir:
                 mode |= _st.S_ISGID
             elif (mode & (_st.S_ISGID | _st.S_IXGRP)) == (_st.S_ISGID | _st.S_IXGRP) \
-                    and not creds.in_group(gid) and not creds.privileged():
+                    and not creds.in_group(gid) and not creds.has_cap(CAP_FSETID):
                 mode &= ~_st.S_ISGID
         return mode, uid, gid
 
@@ -405,7 +406,7 @@ class VirtualFS:
             raise SysError(errno.EINVAL)
         parent, name = self._new_name(ctx, dir, path, is_dir=False)
         self._check_create(ctx, parent)
-        if fmt in (_st.S_IFCHR, _st.S_IFBLK) and not ctx.creds.privileged():
+        if fmt in (_st.S_IFCHR, _st.S_IFBLK) and not ctx.creds.has_cap(CAP_MKNOD):
             raise SysError(errno.EPERM)
         perms, uid, gid = self._new_owner(ctx, parent.dentry.inode,
                                           mode & 0o7777 & ~ctx.umask, False)
@@ -588,7 +589,7 @@ class VirtualFS:
             raise SysError(errno.ERANGE)
         inode = loc.dentry.inode
         if name.startswith(b"trusted."):
-            if not ctx.creds.privileged():
+            if not ctx.creds.has_cap(CAP_SYS_ADMIN):
                 raise SysError(errno.EPERM if write else errno.ENODATA)
         elif name.startswith(b"user."):
             if not (_st.S_ISREG(inode.mode) or _st.S_ISDIR(inode.mode)):
@@ -597,7 +598,7 @@ class VirtualFS:
                     and not perm.is_owner(ctx.creds, inode):
                 raise SysError(errno.EPERM)
         elif name.startswith(b"security."):
-            if write and not ctx.creds.privileged():
+            if write and not ctx.creds.has_cap(CAP_SYS_ADMIN):
                 raise SysError(errno.EPERM)
         else:
             raise SysError(errno.EOPNOTSUPP)
@@ -620,7 +621,7 @@ class VirtualFS:
 
     def listxattr_at(self, ctx, loc: Location) -> list:
         names = loc.dentry.inode.listxattr()
-        if not ctx.creds.privileged():
+        if not ctx.creds.has_cap(CAP_SYS_ADMIN):
             names = [n for n in names if not n.startswith(b"trusted.")]
         return names
 
