@@ -12,6 +12,7 @@ import time
 import weakref
 
 from ..kernel import signals as S
+from ..kernel.caps import CAP_BLOCK_SUSPEND, has_cap
 from ..kernel.errors import SysError
 from ..kernel.sigframe import SI_TIMER, pack_siginfo
 from ..kernel.wait import Block, INTERRUPTED, POLLIN
@@ -96,7 +97,7 @@ def sys_epoll_ctl(t, epfd, op, fd, event, *_):
     if ep.flags & O_PATH:
         raise SysError(errno.EBADF)
     check_watchable(target)
-    if events & EPOLLWAKEUP and t.tg.euid != 0:
+    if events & EPOLLWAKEUP and not has_cap(t, CAP_BLOCK_SUSPEND):
         events &= ~EPOLLWAKEUP        # needs CAP_BLOCK_SUSPEND; silently dropped
     if not isinstance(ep, EpollFile):
         raise SysError(errno.EINVAL)

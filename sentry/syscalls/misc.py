@@ -4,6 +4,7 @@ import os
 import struct
 import time
 
+from ..kernel.caps import CAP_SYS_NICE, has_cap
 from ..kernel.errors import SysError
 from .table import syscall, unsupported, PARTIAL
 
@@ -91,7 +92,7 @@ def _set_sched(t, task, policy, addr):
     lo, hi = _policy_limits(policy)
     if not lo <= prio <= hi:
         raise SysError(errno.EINVAL)
-    if policy in (SCHED_FIFO, SCHED_RR) and t.tg.euid != 0:
+    if policy in (SCHED_FIFO, SCHED_RR) and not has_cap(t, CAP_SYS_NICE):
         raise SysError(errno.EPERM)
     task.sched_policy, task.sched_priority = policy, prio
     return 0
@@ -166,7 +167,7 @@ def sys_setpriority(t, which, who, prio, *_):
         raise SysError(errno.ESRCH)
     nice = max(-20, min(19, prio))
     for g in targets:
-        if nice < getattr(g, "nice", 0) and t.tg.euid != 0:
+        if nice < getattr(g, "nice", 0) and not has_cap(t, CAP_SYS_NICE):
             raise SysError(errno.EACCES)
         g.nice = nice
     return 0

@@ -103,7 +103,10 @@ def _current_task(kernel, task):
 
 
 def _privileged(task) -> bool:
-    return task is not None and getattr(task.tg, "euid", 0) == 0
+    """CAP_SYS_ADMIN, which stealing a controlling tty, TIOCSTI on another tty and opening
+    an exclusive slave ask for."""
+    from ..kernel.caps import CAP_SYS_ADMIN, has_cap
+    return task is not None and has_cap(task, CAP_SYS_ADMIN)
 
 
 def _is_session_leader(task) -> bool:
