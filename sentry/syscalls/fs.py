@@ -13,8 +13,8 @@ import time
 from ..kernel.errors import SysError, WouldBlock
 from ..kernel.wait import Block, INTERRUPTED, POLLIN, POLLOUT, POLLNVAL, POLLERR, POLLHUP
 from ..kernel import signals as S
-from ..vfs.dirent import pack_dirent64
 from ..kernel import caps as C
+from ..vfs.dirent import pack_dirents64
 from ..vfs.fdtable import FDTable
 from ..vfs.file import RegularFile
 from ..vfs.iov import advance, copy_into, total as iov_total
@@ -711,20 +711,16 @@ def sys_faccessat2(t, dirfd, path, mode, flags, *_):
 @syscall("getdents64", ("fd", "ptr", "size"))
 def sys_getdents64(t, fd, buf, count, *_):
     desc = t.fdtable.get(s32(fd))
-    entries = desc.getdents(count)
-    data = b"".join(pack_dirent64(e) for e in entries)
-    if not data and entries:
-        raise SysError(errno.EINVAL)
+    data = pack_dirents64(desc.getdents(count & 0xffffffff))   # count is an unsigned int
     t.mm.write(buf, data)
     return len(data)
 
 
 @syscall("getdents", ("fd", "ptr", "size"))
 def sys_getdents(t, fd, buf, count, *_):
-    from ..vfs.dirent import pack_dirent, reclen
+    from ..vfs.dirent import pack_dirents, reclen
     desc = t.fdtable.get(s32(fd))
-    entries = desc.getdents(count, reclen=reclen)
-    data = b"".join(pack_dirent(e) for e in entries)
+    data = pack_dirents(desc.getdents(count & 0xffffffff, reclen=reclen))
     t.mm.write(buf, data)
     return len(data)
 

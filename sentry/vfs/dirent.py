@@ -12,22 +12,58 @@ def _align8(n: int) -> int:
 
 
 def reclen64(name: bytes) -> int:
-    return _align8(_HDR64.size + len(name) + 1)
+    return (len(name) + _HDR64.size + 1 + 7) & ~7
 
 
 def reclen(name: bytes) -> int:
-    return _align8(_HDR.size + len(name) + 2)
+    return (len(name) + _HDR.size + 2 + 7) & ~7
+
+
+# A getdents call packs every entry it returns: the loops below take one struct.pack and
+# one padded copy of the name per record, with no call per record.
+_pack64 = _HDR64.pack
+_pack = _HDR.pack
+
+
+# Records of recently listed entries. A record is a function of its Dirent's value alone,
+# so a hit is always right; listings hand out the same Dirents pass after pass (tmpfs and
+# gofer directories keep one per entry), so a directory read again packs nothing. Bounded
+# by emptying it when full.
+_records64: dict = {}
+RECORD_CACHE_MAX = 4096
+
+
+def pack_dirents64(entries) -> bytes:
+    """struct linux_dirent64 records of `entries` (Dirents), back to back."""
+    cache = _records64
+    out = []
+    for d in entries:
+        rec = cache.get(d)
+        if rec is None:
+            ino, off, dtype, name = d
+            n = (len(name) + 27) & ~7               # reclen64(name)
+            rec = _pack64(ino, off, n, dtype) + name.ljust(n - 19, b"\0")  # NUL, padding
+            if len(cache) >= RECORD_CACHE_MAX:
+                cache.clear()
+            cache[d] = rec
+        out.append(rec)
+    return b"".join(out)
+
+
+def pack_dirents(entries) -> bytes:
+    """struct linux_dirent records (d_type in the record's last byte), back to back."""
+    out = []
+    for ino, off, dtype, name in entries:
+        n = (len(name) + 27) & ~7                   # reclen(name)
+        out.append(_pack(ino, off, n))
+        out.append(name.ljust(n - 19, b"\0"))        # name, NUL, padding up to d_type
+        out.append(bytes((dtype,)))
+    return b"".join(out)
 
 
 def pack_dirent64(d) -> bytes:
-    n = reclen64(d.name)
-    rec = _HDR64.pack(d.ino, d.off, n, d.dtype) + d.name
-    return rec + bytes(n - len(rec))
+    return pack_dirents64((d,))
 
 
 def pack_dirent(d) -> bytes:
-    n = reclen(d.name)
-    rec = bytearray(_HDR.pack(d.ino, d.off, n) + d.name)
-    rec += bytes(n - len(rec))
-    rec[-1] = d.dtype
-    return bytes(rec)
+    return pack_dirents((d,))

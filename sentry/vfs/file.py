@@ -12,6 +12,7 @@ for every further holder (an fd slot, an in-flight syscall, an SCM_RIGHTS messag
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat as _st
 
@@ -337,27 +338,26 @@ class DirectoryFile(FileDescription):
         out = []
         used = 0
         for ent in self._entries_from(self.pos):
-            size = reclen(ent.name)
-            if used + size > max_bytes:
+            used += reclen(ent.name)
+            if used > max_bytes:
                 break
             out.append(ent)
-            used += size
-            self.pos = ent.off
-        if not out and max_bytes > 0:
+        if out:
+            self.pos = out[-1].off
+        elif max_bytes > 0:
             # An entry exists but does not fit: Linux says EINVAL ("result buffer is too
             # small"); at the end of the directory the answer is an empty list.
             for ent in self._entries_from(self.pos):
                 raise SysError(errno.EINVAL)
-        elif not out and max_bytes <= 0:
+        else:
             raise SysError(errno.EINVAL)
         return out
 
     def _entries_from(self, pos: int):
-        if pos <= 0:
-            yield from self._dot_entries()
-        elif pos == 1:
-            yield self._dot_entries()[1]
-        yield from self.inode.iterdir(max(pos, 2))
+        """The entries from position `pos` on: "." is 0, ".." 1, the filesystem's from 2."""
+        if pos >= 2:
+            return self.inode.iterdir(pos)      # the common case: no generator of ours
+        return itertools.chain(self._dot_entries()[max(pos, 0):], self.inode.iterdir(2))
 
     def _seek(self, offset: int, whence: int) -> int:
         if whence == SEEK_SET:

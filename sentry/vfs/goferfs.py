@@ -244,7 +244,8 @@ class _Listing:
     positions stay meaningful while entries come and go (stale pairs are skipped)."""
 
     def __init__(self):
-        self.entries: dict = {}        # name -> (serial, ino, dtype)
+        # name -> (serial, ino, dtype, the Dirent getdents reports: made once per entry)
+        self.entries: dict = {}
         self._serials: list = []
         self._names: list = []
         self._next = 2                 # 0 and 1 are "." and ".." (file.py)
@@ -254,7 +255,7 @@ class _Listing:
             self.remove(name)
         serial = self._next
         self._next += 1
-        self.entries[name] = (serial, ino, dtype)
+        self.entries[name] = (serial, ino, dtype, Dirent(ino, serial + 1, dtype, name))
         self._serials.append(serial)
         self._names.append(name)
 
@@ -270,22 +271,23 @@ class _Listing:
         """Replace the contents with `fresh` [(name, ino, dtype)], keeping the serials of
         entries that are still there with the same inode number."""
         wanted = {name: (ino, dtype) for name, ino, dtype in fresh}
-        for name, (_, ino, _) in list(self.entries.items()):
-            if wanted.get(name, (None,))[0] != ino:
+        for name, entry in list(self.entries.items()):
+            if wanted.get(name, (None,))[0] != entry[1]:
                 self.remove(name)
         for name, ino, dtype in fresh:
             if name not in self.entries:
                 self.add(name, ino, dtype)
 
     def iter_from(self, offset: int):
-        i = bisect.bisect_left(self._serials, offset)
-        while i < len(self._serials):
-            serial, name = self._serials[i], self._names[i]
+        serials, names, entries = self._serials, self._names, self.entries
+        i = bisect.bisect_left(serials, offset)
+        while i < len(serials):
+            serial = serials[i]
+            e = entries.get(names[i])
             i += 1
-            e = self.entries.get(name)
             if e is None or e[0] != serial:
-                continue
-            yield Dirent(e[1], serial + 1, e[2], name)
+                continue                    # a stale pair: the name went or came back
+            yield e[3]
 
 
 # == the filesystem =======================================================================

@@ -11,7 +11,10 @@ Semantics (pipe(7)):
   - writing with no reader is EPIPE (the syscall layer sends SIGPIPE);
   - readiness: POLLIN data, POLLHUP no writer left, POLLOUT a free slot,
     POLLERR no reader left.
-Both ends share the pipe's WaitQueue, notified on every change of readiness.
+Both ends share the pipe's WaitQueue: every write notifies POLLIN (as Linux wakes readers
+on each write once a pipe is polled, which edge-triggered epoll users rely on); a read
+notifies POLLOUT only when it frees a slot of a full pipe, the only time a writer or a
+POLLOUT poller can have been waiting.
 
 Named FIFOs opened through any filesystem share one Pipe per inode (FifoTable). Opening
 a FIFO read-only or write-only without O_NONBLOCK waits for the other side: `openat`
@@ -42,16 +45,24 @@ PAGE = 4096
 
 
 class Pipe:
-    """The buffer: a queue of page-sized slots, as Linux's pipe_buffer ring.
+    """The buffer: a byte ring, accounted in page-sized slots as Linux's pipe_buffer ring.
 
     Capacity counts slots (capacity // PAGE), not bytes, which is what makes Linux's
     behaviour observable: a small write merges into the last slot when it fits there,
-    otherwise it needs a free slot; POLLOUT means a slot is free.
+    otherwise it needs a free slot; POLLOUT means a slot is free. The slots only count
+    (bytes held, page offset of the first); the bytes themselves sit in `ring`, oldest
+    at `head`, so a read or write is one copy per piece of the user buffer (two where it
+    wraps), not one per page. Invariants: nbytes == the sum of the slots' byte counts
+    <= len(ring) <= capacity. The ring grows with its content, not with the capacity
+    (F_SETPIPE_SZ may ask for 2 GiB, as Linux, which allocates pages only for data), and
+    a ring larger than the default goes once the pipe is empty.
     """
 
     def __init__(self, inode):
         self.inode = inode
-        self.slots: deque = deque()      # [bytearray data, page offset of its first byte]
+        self.ring = None                 # memoryview of a bytearray, or None (no data)
+        self.head = 0
+        self.slots: deque = deque()      # [bytes held, page offset of its first byte]
         self.nbytes = 0
         self.capacity = DEFAULT_CAPACITY
         self.readers = 0
@@ -71,47 +82,114 @@ class Pipe:
 
     def clear(self) -> None:
         self.slots.clear()
-        self.nbytes = 0
+        self.ring = None
+        self.head = self.nbytes = 0
 
-    def take(self, dst) -> int:
-        """Move up to the length of `dst` bytes out of the pipe."""
-        done = 0
-        want = iov.total(dst)
-        chunks = []
-        while self.slots and done < want:
-            slot = self.slots[0]
-            data = slot[0]
-            n = min(len(data), want - done)
-            chunks.append(bytes(data[:n]))
-            del data[:n]
-            slot[1] += n
-            done += n
-            if not data:
-                self.slots.popleft()
-        iov.copy_into(dst, b"".join(chunks))
-        self.nbytes -= done
-        return done
+    def resize(self, capacity: int) -> None:
+        """New capacity (the content must fit in it)."""
+        self.capacity = capacity
+        if self.ring is not None and len(self.ring) > capacity:
+            self._move_to_ring(capacity)
 
-    def room(self, total: int) -> int:
-        """At most how many bytes of a `total`-byte write put() can take now."""
-        return total % PAGE + (self.max_slots - len(self.slots)) * PAGE
+    def _move_to_ring(self, size: int) -> None:
+        ring = memoryview(bytearray(size))
+        if self.nbytes:
+            _ring_copy_out(self.ring, self.head, [ring], self.nbytes)
+        self.ring = ring
+        self.head = 0
 
-    def put(self, data: memoryview, total: int) -> int:
-        """Append as much of a `total`-byte write (whose first bytes are `data`, at least
-        room(total) of them) as Linux's pipe_write would before blocking."""
-        done = 0
+    def _make_room(self, need: int) -> None:
+        """A ring of at least `need` (<= capacity) bytes, doubling as the content grows."""
+        size = len(self.ring) if self.ring is not None else 0
+        if need > size:
+            self._move_to_ring(min(max(need, 2 * size, DEFAULT_CAPACITY), self.capacity))
+
+    def take(self, dst, want: int) -> int:
+        """Move up to `want` bytes (the length of the views `dst`) out of the pipe."""
+        n = min(want, self.nbytes)
+        _ring_copy_out(self.ring, self.head, dst, n)
+        self.nbytes -= n
+        slots = self.slots
+        if not self.nbytes:
+            slots.clear()
+            self.head = 0
+            if len(self.ring) > DEFAULT_CAPACITY:
+                self.ring = None
+            return n
+        self.head = (self.head + n) % len(self.ring)
+        left = n
+        while left:
+            slot = slots[0]
+            if slot[0] > left:
+                slot[0] -= left
+                slot[1] += left
+                break
+            left -= slot[0]
+            slots.popleft()
+        return n
+
+    def merges(self, total: int) -> bool:
+        """Does a `total`-byte write start by filling up the last slot? (Linux merges the
+        write's first total % PAGE bytes into it when they fit behind its data.)"""
         tail = total % PAGE
-        if tail and self.slots:
-            last = self.slots[-1]
-            if last[1] + len(last[0]) + tail <= PAGE:
-                last[0] += data[:tail]
-                done = tail
-        while done < total and not self.full():
-            n = min(PAGE, total - done, len(data) - done)
-            self.slots.append([bytearray(data[done:done + n]), 0])
-            done += n
+        if not tail or not self.slots:
+            return False
+        last = self.slots[-1]
+        return last[1] + last[0] + tail <= PAGE
+
+    def put(self, src, total: int) -> int:
+        """Append as much of the `total`-byte write in the views `src` as Linux's
+        pipe_write would before blocking; returns that count."""
+        done = 0
+        slots = self.slots
+        if self.merges(total):
+            done = total % PAGE
+            slots[-1][0] += done
+        rest = total - done
+        free = self.max_slots - len(slots)
+        if rest and free:
+            # Whole pages into fresh slots, the last one maybe partly filled.
+            k = min(free, (rest + PAGE - 1) // PAGE)
+            slots.extend([[PAGE, 0] for _ in range(k - 1)])
+            last = min(PAGE, rest - (k - 1) * PAGE)
+            slots.append([last, 0])
+            done += (k - 1) * PAGE + last
+        if not done:
+            return 0
+        self._make_room(self.nbytes + done)
+        _ring_copy_in(self.ring, (self.head + self.nbytes) % len(self.ring), src, done)
         self.nbytes += done
         return done
+
+
+def _ring_copy_out(ring, pos: int, dst, n: int) -> None:
+    """Copy n bytes of `ring` from `pos` on (wrapping at its end) into the views `dst`."""
+    size = len(ring)
+    for v in dst:
+        if n <= 0:
+            return
+        k = min(len(v), n)
+        first = min(k, size - pos)
+        v[:first] = ring[pos:pos + first]
+        if first < k:
+            v[first:k] = ring[:k - first]
+        pos = (pos + k) % size
+        n -= k
+
+
+def _ring_copy_in(ring, pos: int, src, n: int) -> None:
+    """Copy the first n bytes of the views `src` into `ring` from `pos` on (wrapping)."""
+    size = len(ring)
+    for v in src:
+        if n <= 0:
+            return
+        k = min(len(v), n)
+        first = min(k, size - pos)
+        ring[pos:pos + first] = v[:first]
+        if first < k:
+            ring[:k - first] = v[first:k]
+        pos = (pos + k) % size
+        n -= k
 
 
 def round_pipe_size(size: int) -> int:
@@ -144,8 +222,13 @@ class PipeEnd(FileDescription):
             if pipe.writers == 0:
                 return 0
             raise WouldBlock(POLLIN)
-        n = pipe.take(dst)
-        pipe.waitqueue.notify(POLLOUT | POLLWRNORM)
+        was_full = pipe.full()
+        n = pipe.take(dst, want)
+        # Writers (and POLLOUT pollers) wait only while every slot is taken; a read that
+        # frees none changes nothing for them, so waking them would only make them look
+        # again (and re-resolve their buffers) to go back to sleep.
+        if was_full and not pipe.full():
+            pipe.waitqueue.notify(POLLOUT | POLLWRNORM)
         return n
 
     def _write(self, src, offset, advance) -> int:
@@ -158,9 +241,9 @@ class PipeEnd(FileDescription):
         if count <= PIPE_BUF:
             # Atomic: all of it or nothing (put() of <= one page either merges into
             # the last slot or takes one free slot).
-            if pipe.full() and not _merges(pipe, count):
+            if pipe.full() and not pipe.merges(count):
                 raise WouldBlock(POLLOUT)
-        n = pipe.put(memoryview(iov.gather(src, pipe.room(count))), count)
+        n = pipe.put(src, count)
         if n == 0:
             raise WouldBlock(POLLOUT)
         pipe.waitqueue.notify(POLLIN | POLLRDNORM)
@@ -199,7 +282,7 @@ class PipeEnd(FileDescription):
             raise SysError(errno.EPERM)
         if new // PAGE < len(self.pipe.slots):
             raise SysError(errno.EBUSY)
-        self.pipe.capacity = new
+        self.pipe.resize(new)
         self.pipe.waitqueue.notify(POLLOUT | POLLWRNORM)
         return new
 
@@ -231,13 +314,6 @@ class PipeEnd(FileDescription):
         if self.location is not None:
             return super().readlink_name()
         return b"pipe:[%d]" % self.pipe.inode.ino
-
-
-def _merges(pipe: Pipe, count: int) -> bool:
-    if not pipe.slots or count % PAGE == 0:
-        return False
-    last = pipe.slots[-1]
-    return last[1] + len(last[0]) + count % PAGE <= PAGE
 
 
 def make_pipe(flags: int = 0, uid: int = 0, gid: int = 0):

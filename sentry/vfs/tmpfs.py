@@ -440,11 +440,15 @@ class TmpSpecial(TmpInode):
 
 
 class _Entry:
-    __slots__ = ("serial", "inode")
+    # `dirent` is what getdents reports for the entry, made on first listing: an entry
+    # never changes its serial or inode (a rename makes a new entry), and an inode never
+    # changes its number or file type.
+    __slots__ = ("serial", "inode", "dirent")
 
     def __init__(self, serial: int, inode: Inode):
         self.serial = serial
         self.inode = inode
+        self.dirent = None
 
 
 class TmpDir(TmpInode):
@@ -604,11 +608,15 @@ class TmpDir(TmpInode):
         src.touch(ctime=True)
 
     def iterdir(self, offset: int):
-        i = bisect.bisect_left(self._serials, offset)
-        while i < len(self._serials):
-            serial, name = self._serials[i], self._names[i]
+        serials, names, entries = self._serials, self._names, self.entries
+        i = bisect.bisect_left(serials, offset)
+        while i < len(serials):
+            serial = serials[i]
+            e = entries.get(names[i])
             i += 1
-            e = self.entries.get(name)
             if e is None or e.serial != serial:
-                continue
-            yield Dirent(e.inode.ino, serial + 1, e.inode.dtype(), name)
+                continue                    # a stale pair: the name went or came back
+            d = e.dirent
+            if d is None:
+                d = e.dirent = Dirent(e.inode.ino, serial + 1, e.inode.dtype(), names[i - 1])
+            yield d
