@@ -66,9 +66,13 @@ class FakeAddressSpace:
 class FakeContext:
     def __init__(self):
         self.task = None
+        self.cpu_ns = 0
 
     def release(self):
         pass
+
+    def cpu_time_ns(self):
+        return self.cpu_ns
 
 
 class FakePlatform:

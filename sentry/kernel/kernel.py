@@ -23,7 +23,7 @@ from .sigframe import (build_rt_sigframe, fpstate_read_size, pack_siginfo,
 from .task import ProcessGroup, Session, Task, ThreadGroup
 from .wait import INTERRUPTED, TIMEOUT, WOKEN, Block
 from ..vfs.signalfd import notify_signal
-from . import vsyscall
+from . import usage, vsyscall
 
 MASK64 = (1 << 64) - 1
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
@@ -582,6 +582,7 @@ class Kernel:
             done, t.vfork_child_done = t.vfork_child_done, None
             done.notify()
         self.tasks.pop(t.tid, None)
+        usage.thread_exiting(t)
         t.ctx.release()
         t.mm.users -= 1
         if t.mm.users <= 0:
@@ -624,7 +625,11 @@ class Kernel:
                 code, st = (S.CLD_DUMPED if status & 0x80 else S.CLD_KILLED), status & 0x7f
             else:
                 code, st = S.CLD_EXITED, (status >> 8) & 0xff
-            info = pack_siginfo(tg.exit_signal, code, pid=tg.tgid, uid=tg.uid, status=st)
+            times = {}
+            if tg.exit_signal == S.SIGCHLD:     # its layout has the child's times
+                times["utime"] = usage.ticks(usage.group_cpu_ns(tg) + tg.child_cpu_ns)
+            info = pack_siginfo(tg.exit_signal, code, pid=tg.tgid, uid=tg.uid, status=st,
+                                **times)
             self.send_signal(parent, tg.exit_signal, info)
         parent.child_wq.notify()
 

@@ -71,8 +71,9 @@ class ThreadGroup:
         self.fsuid = self.fsgid = 0          # follow euid/egid but for setfsuid/setfsgid
         self.groups = ()
         self.start_time = 0.0
-        self.utime = self.stime = 0
-        self.child_utime = self.child_stime = 0
+        self.dead_cpu_ns = 0                 # CPU time of exited threads (kernel/usage.py)
+        self.child_cpu_ns = 0                # CPU time of reaped children, theirs included
+        self.maxrss_kib = self.child_maxrss_kib = 0   # peak memory, own and children's
         self.subreaper = False
         self.vfork_done = None
         self.itimer_real = None
@@ -93,6 +94,7 @@ class Task:
         self.tg: ThreadGroup = tg
         self.ctx = ctx              # platform context; ctx.regs are this task's registers
         ctx.task = self
+        self.cpu_ns_before = 0      # CPU time of contexts an exec replaced (kernel/usage.py)
         self.mm = mm
         self.fdtable = fdtable
         self.fs = fs

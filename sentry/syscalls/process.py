@@ -5,6 +5,7 @@ import struct
 import time
 
 from ..kernel import caps as C
+from ..kernel import usage
 from ..kernel import signals as S
 from ..kernel.errors import SysError
 from ..kernel.sigframe import pack_siginfo
@@ -199,6 +200,8 @@ def do_execve(t, dirfd, path, argv, envp, flags):
     tg.tasks = [t]
     tg.leader = t
     old_mm, old_ctx = t.mm, t.ctx
+    usage.context_replaced(t, old_ctx)
+    usage.maxrss_kib(tg, old_mm)            # the peak survives the exec, as on Linux
     t.ctx = k.platform.new_context(img.mm.pas)
     t.ctx.task = t
     old_ctx.release()
@@ -317,7 +320,7 @@ def _consume(t, child, kind, options):
     if kind == "exit":
         status = child.exit_status
         if not options & WNOWAIT:
-            t.tg.child_utime += child.utime
+            usage.child_reaped(t.tg, child)
             k._reap(child)
         return status
     if kind == "stop":
@@ -327,6 +330,12 @@ def _consume(t, child, kind, options):
     if not options & WNOWAIT:
         child.stop_report = None
     return status
+
+
+def _child_rusage(child) -> bytes:
+    """wait4/waitid's rusage: the child's own usage and its reaped children's."""
+    return _rusage(usage.group_cpu_ns(child) + child.child_cpu_ns,
+                   max(child.maxrss_kib, child.child_maxrss_kib))
 
 
 @syscall("wait4", ("int", "ptr", "flags:wait", "ptr"))
@@ -351,7 +360,7 @@ def sys_wait4(t, pid, wstatus, options, rusage, *_):
     if wstatus:
         t.mm.write(wstatus, struct.pack("<i", status))
     if rusage:
-        t.mm.write(rusage, bytes(144))
+        t.mm.write(rusage, _child_rusage(child))
     return cpid
 
 
@@ -377,7 +386,11 @@ def sys_waitid(t, idtype, ident, infop, options, rusage, _a5):
     else:
         code, st = S.CLD_CONTINUED, S.SIGCONT
     if infop:
-        t.mm.write(infop, pack_siginfo(S.SIGCHLD, code, pid=cpid, uid=uid, status=st))
+        t.mm.write(infop, pack_siginfo(S.SIGCHLD, code, pid=cpid, uid=uid, status=st,
+                                       utime=usage.ticks(usage.group_cpu_ns(child)
+                                                         + child.child_cpu_ns)))
+    if rusage:
+        t.mm.write(rusage, _child_rusage(child))
     return 0
 
 
@@ -717,19 +730,39 @@ def sys_setrlimit(t, resource, new, *_):
     return _rlimit(t, 0, resource, new, 0)
 
 
-@syscall("getrusage", ("int", "ptr"))
-def sys_getrusage(t, who, addr, *_):
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+
+
+def _rusage(cpu_ns: int, maxrss_kib: int) -> bytes:
+    """A struct rusage: user time, and the peak resident size (kernel/usage.py says what
+    is counted); the other fields (faults, I/O, context switches) are 0."""
     ru = bytearray(144)
-    cpu = time.process_time() if who == 0 else 0.0
-    struct.pack_into("<qq", ru, 0, int(cpu), int(cpu % 1 * 1e6))
-    t.mm.write(addr, ru)
+    struct.pack_into("<qq", ru, 0, cpu_ns // 1_000_000_000, cpu_ns // 1000 % 1_000_000)
+    struct.pack_into("<q", ru, 32, maxrss_kib)
+    return bytes(ru)
+
+
+@syscall("getrusage", ("int", "ptr"), support=PARTIAL,
+         note="user time and ru_maxrss; system time and the counters are 0")
+def sys_getrusage(t, who, addr, *_):
+    who = s32(who)
+    if who == RUSAGE_SELF:
+        data = _rusage(usage.group_cpu_ns(t.tg), usage.maxrss_kib(t.tg, t.mm))
+    elif who == RUSAGE_CHILDREN:
+        data = _rusage(t.tg.child_cpu_ns, t.tg.child_maxrss_kib)
+    elif who == RUSAGE_THREAD:
+        data = _rusage(usage.task_cpu_ns(t), usage.maxrss_kib(t.tg, t.mm))
+    else:
+        raise SysError(errno.EINVAL)
+    t.mm.write(addr, data)
     return 0
 
 
 @syscall("times", ("ptr",))
 def sys_times(t, addr, *_):
     if addr:
-        t.mm.write(addr, bytes(32))
+        t.mm.write(addr, struct.pack("<4q", usage.ticks(usage.group_cpu_ns(t.tg)), 0,
+                                     usage.ticks(t.tg.child_cpu_ns), 0))
     return int((time.monotonic() - t.kernel.boot_time) * 100) + 1
 
 

@@ -5,6 +5,7 @@ import os
 import struct
 import time
 
+from ..kernel import usage
 from ..kernel.errors import SysError
 from ..kernel.wait import Block, INTERRUPTED, TIMEOUT
 from .table import PARTIAL, syscall
@@ -24,12 +25,14 @@ def _clock(clk):
     return c
 
 
-def _cpu_clock_tasks(t, clk):
-    """The tasks whose CPU time a CPU clock id measures, or None if it is not one."""
+def _cpu_clock(t, clk):
+    """For a CPU-time clock id, a function giving its time in ns now; None if `clk` is
+    not one. A process's clock counts its exited threads too (kernel/usage.py)."""
     if clk == CLOCK_PROCESS_CPUTIME_ID:
-        return [th for th in t.tg.tasks if not th.dead]
+        tg = t.tg
+        return lambda: usage.group_cpu_ns(tg)
     if clk == CLOCK_THREAD_CPUTIME_ID:
-        return [t]
+        return lambda: usage.task_cpu_ns(t)
     if clk >= 0:
         return None
     # Dynamic CPU clocks (clock_getcpuclockid, pthread_getcpuclockid): ~pid << 3 | type.
@@ -41,15 +44,11 @@ def _cpu_clock_tasks(t, clk):
         th = k.tasks.get(pid) if pid else t
         if th is None or th.dead:
             raise SysError(errno.EINVAL)
-        return [th]
+        return lambda: usage.task_cpu_ns(th)
     tg = k.groups.get(pid) if pid else t.tg
     if tg is None or tg.exit_status is not None:
         raise SysError(errno.EINVAL)
-    return [th for th in tg.tasks if not th.dead]
-
-
-def cpu_time_ns(tasks) -> int:
-    return sum(th.ctx.cpu_time_ns() for th in tasks)
+    return lambda: usage.group_cpu_ns(tg)
 
 
 def _read_ts(t, addr):
@@ -67,8 +66,8 @@ def _signed32(v):
 @syscall("clock_gettime", ("int", "ptr"))
 def sys_clock_gettime(t, clk, addr, *_):
     clk = _signed32(clk)
-    tasks = _cpu_clock_tasks(t, clk)
-    ns = cpu_time_ns(tasks) if tasks is not None else time.clock_gettime_ns(_clock(clk))
+    cpu = _cpu_clock(t, clk)
+    ns = cpu() if cpu is not None else time.clock_gettime_ns(_clock(clk))
     t.mm.write(addr, struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000))
     return 0
 
@@ -76,7 +75,7 @@ def sys_clock_gettime(t, clk, addr, *_):
 @syscall("clock_getres", ("int", "ptr"))
 def sys_clock_getres(t, clk, addr, *_):
     clk = _signed32(clk)
-    if _cpu_clock_tasks(t, clk) is None:
+    if _cpu_clock(t, clk) is None:
         _clock(clk)
     if addr:
         t.mm.write(addr, struct.pack("<qq", 0, 1 if clk not in (5, 6) else 4_000_000))

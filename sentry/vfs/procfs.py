@@ -33,8 +33,8 @@ capability) is decided from the target process instead; see the functions concer
 
 Known deviations from Linux (deliberate; pysentry does not track these)
 ----------------------------------------------------------------------
-- CPU times come from ThreadGroup.utime/stime (clock ticks); page-fault counters, context
-  switches, load averages and /proc/stat's interrupt counters are 0.
+- CPU times come from kernel/usage.py (all user time, in clock ticks); page-fault
+  counters, context switches, load averages and /proc/stat's interrupt counters are 0.
 - RSS counts every page of a VMA the application has touched at least once.
 - /proc/PID/fd/N of a pipe, socket or anonymous file cannot be reopened through the link
   (Linux allows it for pipes).
@@ -53,6 +53,7 @@ import stat as _st
 import time
 
 from ..kernel import caps as C
+from ..kernel import usage
 from ..kernel.errors import SysError
 from . import iov
 from .file import FileDescription, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_SET
@@ -60,7 +61,7 @@ from .inode import Dirent, Filesystem, Inode
 from .mount import Location
 from .stat import DT_DIR, DT_LNK, DT_REG, PROC_SUPER_MAGIC, StatFS, major, minor
 
-USER_HZ = 100                       # clock ticks of /proc (sysconf(_SC_CLK_TCK))
+USER_HZ = usage.USER_HZ               # clock ticks of /proc (sysconf(_SC_CLK_TCK))
 PAGE = 4096
 RLIM_INFINITY = (1 << 64) - 1
 PID_MAX = 4194304                   # kernel.alloc_pid wraps here
@@ -601,16 +602,17 @@ def stat_text(s: Subject) -> bytes:
     blocked = t.sigmask if t is not None else 0
     state = s.state()
     if s.whole:
-        utime, stime = tg.utime, tg.stime
+        utime = usage.ticks(usage.group_cpu_ns(tg))
     else:
-        utime, stime = getattr(task, "utime", 0), getattr(task, "stime", 0)
+        utime = usage.ticks(usage.task_cpu_ns(task)) if task is not None else 0
+    stime = 0
     start = getattr(task, "start_time", None) if not s.whole else None
     start = tg.start_time if start is None else start
     rsslim = tg.rlimits.get(RLIMIT_RSS, (RLIM_INFINITY,))[0]
     if mm is not None:
-        usage = VmUsage(mm)
+        vm = VmUsage(mm)
         layout = image_layout(mm)
-        vsize, rss = usage.size, usage.rss // PAGE
+        vsize, rss = vm.size, vm.rss // PAGE
         code = (layout["start_code"], layout["end_code"])
         mmf = (layout["start_stack"], layout["start_data"], layout["end_data"],
                mm.brk_start, mm.arg_start, mm.arg_end, mm.env_start, mm.env_end)
@@ -631,7 +633,7 @@ def stat_text(s: Subject) -> bytes:
         tty_nr, tpgid,
         0,                                  # flags (PF_*)
         0, 0, 0, 0,                         # minflt cminflt majflt cmajflt
-        utime, stime, tg.child_utime, tg.child_stime,
+        utime, stime, usage.ticks(tg.child_cpu_ns), 0,
         20, 0,                              # priority, nice
         len(threads), 0,                    # num_threads, itrealvalue
         _ticks(start - kernel.boot_time),
@@ -1245,7 +1247,7 @@ def _overcommit_store(fs: ProcFS):
 
 def uptime_text(fs: ProcFS) -> bytes:
     up = _uptime(fs.kernel)
-    busy = sum(tg.utime + tg.stime for tg in fs.kernel.groups.values()) / USER_HZ
+    busy = sum(usage.group_cpu_ns(tg) for tg in fs.kernel.groups.values()) / 1e9
     idle = max(up * fs.ncpus - busy, 0.0)
     return b"%d.%02d %d.%02d\n" % (int(up), int(up * 100) % 100, int(idle),
                                   int(idle * 100) % 100)
@@ -1265,8 +1267,8 @@ def loadavg_text(kernel) -> bytes:
 def system_stat_text(fs: ProcFS) -> bytes:
     kernel = fs.kernel
     up = _uptime(kernel)
-    user = sum(tg.utime for tg in kernel.groups.values())
-    system = sum(tg.stime for tg in kernel.groups.values())
+    user = sum(usage.ticks(usage.group_cpu_ns(tg)) for tg in kernel.groups.values())
+    system = 0
     idle_total = max(_ticks(up) * fs.ncpus - user - system, 0)
     per_cpu = []
     for i in range(fs.ncpus):
