@@ -872,11 +872,38 @@ class AddressSpace:
                 pieces.append((v.region.off + v.rpg * PAGE + (cur - v.start), stop - cur))
                 cur = stop
                 continue
+            # Page by page inside this VMA (private copies, or copy-on-write to break for a
+            # store): the checks of _page_frame, made once for the VMA.
+            if write:
+                if not v.prot & PROT_WRITE:
+                    raise SysError(errno.EFAULT)
+                breaks = not v.shared
+                region_shared = breaks and v.region.shared_with_others(self)
+            elif v.prot == PROT_NONE:
+                raise SysError(errno.EFAULT)
+            else:
+                breaks = False
+            frame_shared = self.memfile.frame_shared
+            first, mark, region = cur, len(pieces), v.region
+            ov, base = v.overrides, region.off + v.rpg * PAGE - v.start    # as Vma.frame
+            page = page_down(cur)
             while cur < stop:
-                page = page_down(cur)
                 n = min(page + PAGE, stop) - cur
-                pieces.append((self._page_frame(page, write) + (cur - page), n))
+                f = ov.get(page)
+                if breaks and (frame_shared(f) if f is not None else region_shared):
+                    self._break_cow_for_kernel(v, page)
+                    if v.region is not region:
+                        # Privatized (the host's VMA limit): the frames taken so far in
+                        # this VMA were freed. Start it again on its new Region.
+                        del pieces[mark:]
+                        cur, region, region_shared = first, v.region, False
+                        ov, base = v.overrides, region.off + v.rpg * PAGE - v.start
+                        page = page_down(cur)
+                        continue
+                    f = ov.get(page)
+                pieces.append(((base + page if f is None else f) + (cur - page), n))
                 cur += n
+                page += PAGE
 
     def read(self, addr: int, length: int) -> bytes:
         vs = self.views(addr, length, False)
