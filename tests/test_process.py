@@ -241,3 +241,14 @@ def test_madvise_mlock_and_vma_merging_follow_linux():
     # DONTFORK/WIPEONFORK as a fork's child sees them, mlock ranges, and an mprotect split
     # set back being one VMA again (maps lines, mremap of the whole).
     assert_same([compile_c("mm_advice")])
+
+
+def test_execveat_of_an_fd_and_its_flags_follow_linux():
+    import shutil
+    import tempfile
+    # A host scratch directory outside /tmp (the sandbox's /tmp is its own), as a volume.
+    d = tempfile.mkdtemp(prefix="pysentry-execveat-", dir="/var/tmp")
+    try:
+        assert_same([compile_c("execveat"), d], "--volume", f"{d}:{d}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

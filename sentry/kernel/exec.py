@@ -77,10 +77,16 @@ def _exact(desc, off, n):
     return data
 
 
-def load(kernel, task, path: bytes, argv: list, envp: list, depth=0, dir=None) -> ExecImage:
-    """`dir` is the Location a relative path starts from (execveat's dirfd)."""
+def load(kernel, task, path: bytes, argv: list, envp: list, depth=0, dir=None,
+         location=None) -> ExecImage:
+    """`dir` is the Location a relative path starts from (execveat's dirfd); `location`,
+    the file itself when the caller already has it (execveat with AT_EMPTY_PATH: `path`
+    is then the name Linux gives it, /dev/fd/N)."""
     ctx = task.path_context()
-    desc = kernel.vfs.open_for_exec(ctx, dir, path)
+    if location is not None:
+        desc = kernel.vfs.open_location_for_exec(ctx, location)
+    else:
+        desc = kernel.vfs.open_for_exec(ctx, dir, path)
     try:
         header = _read_all_at(desc, 0, PAGE)
         stat = desc.stat()

@@ -2,6 +2,7 @@
 import errno
 import os
 import struct
+import stat as _st
 import time
 
 from ..kernel import caps as C
@@ -170,23 +171,35 @@ def sys_execve(t, path, argv, envp, *_):
 AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
 
 
-@syscall("execveat", ("fd", "path", "ptr", "ptr", "flags"), support=PARTIAL,
-         note="AT_EMPTY_PATH is ENOSYS (glibc's fexecve then uses /proc/self/fd/N)")
+@syscall("execveat", ("fd", "path", "ptr", "ptr", "flags"))
 def sys_execveat(t, dirfd, path, argv, envp, flags, _a5):
     from .fs import _dir
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise SysError(errno.EINVAL)
     p = t.mm.read_cstring(path)
     if not p:
-        raise SysError(errno.ENOSYS if flags & AT_EMPTY_PATH else errno.ENOENT)
+        if not flags & AT_EMPTY_PATH:
+            raise SysError(errno.ENOENT)
+        # The file open at dirfd itself, under the name Linux gives it.
+        fd = s32(dirfd)
+        desc = t.fdtable.get(fd)
+        if desc.location is None:
+            raise SysError(errno.EACCES)
+        return do_execve(t, None, b"/dev/fd/%d" % fd, _read_string_array(t, argv),
+                         _read_string_array(t, envp), flags, location=desc.location)
+    if flags & AT_SYMLINK_NOFOLLOW:
+        loc = t.kernel.vfs.resolve(t.path_context(), None if p.startswith(b"/") else
+                                   _dir(t, dirfd), p, follow=False)
+        if _st.S_ISLNK(loc.dentry.inode.mode):
+            raise SysError(errno.ELOOP)
     return do_execve(t, None if p.startswith(b"/") else _dir(t, dirfd), p,
                      _read_string_array(t, argv), _read_string_array(t, envp), flags)
 
 
-def do_execve(t, dirfd, path, argv, envp, flags):
+def do_execve(t, dirfd, path, argv, envp, flags, location=None):
     from ..kernel.exec import load
     k = t.kernel
-    img = load(k, t, path, argv, envp, dir=dirfd)
+    img = load(k, t, path, argv, envp, dir=dirfd, location=location)
     # Point of no return: other threads die, the task takes the new image.
     tg = t.tg
     for th in list(tg.tasks):

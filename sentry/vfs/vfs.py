@@ -324,7 +324,10 @@ class VirtualFS:
     def open_for_exec(self, ctx, dir, path: bytes):
         """execve: a regular file the caller may execute, opened for reading (read
         permission is not needed to execute)."""
-        loc = self.resolve(ctx, dir, path)
+        return self.open_location_for_exec(ctx, self.resolve(ctx, dir, path))
+
+    def open_location_for_exec(self, ctx, loc: Location):
+        """open_for_exec of a location already found (execveat of an fd)."""
         inode = loc.dentry.inode
         if not _st.S_ISREG(inode.mode) or loc.mount.flags & MS_NOEXEC:
             raise SysError(errno.EACCES)
