@@ -83,6 +83,12 @@ int main(void) {
     R(mlock, "one page", SC(mlock, p, pg));
     R(munlock, "one page", SC(munlock, p, pg));
     R(mlock, "unmapped", SC(mlock, (void *)0x10000, pg));
+    R(mlock2, "MLOCK_ONFAULT", SC(mlock2, p, pg, 1));
+    R(mlock2, "bad flags", SC(mlock2, p, pg, 2));
+    R(mlock2, "unmapped", SC(mlock2, (void *)0x10000, pg, 0));
+    R(mlockall, "MCL_CURRENT", SC(mlockall, 1));
+    R(mlockall, "ONFAULT alone", SC(mlockall, 4));
+    R(munlockall, "", SC(munlockall));
 
     char *q = (char *)SC(mremap, p, 4 * pg, 8 * pg, MREMAP_MAYMOVE);
     SAY(mremap, "grow MAYMOVE", "%s", q == MAP_FAILED ? ename(errno) : "ok");
