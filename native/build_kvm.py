@@ -20,6 +20,7 @@ struct pk_as;
 struct pk_vcpu;
 struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen);
 void pk_vm_destroy(struct pk_vm *vm);
+void pk_vm_warm(struct pk_vm *vm);
 int pk_vm_event_fd(struct pk_vm *vm);
 uint64_t pk_vm_xcr0(struct pk_vm *vm);
 int pk_vm_xstate_size(struct pk_vm *vm);
@@ -27,6 +28,8 @@ int pk_vm_collect(struct pk_vm *vm, int *ids, int max);
 int pk_vm_spin(struct pk_vm *vm, int usec);
 void pk_vm_wake(struct pk_vm *vm);
 void pk_vm_set_spin(struct pk_vm *vm, int vcpu_usec, int backoff);
+void pk_vm_set_site_probe(struct pk_vm *vm, int every);
+void pk_vcpu_mute_site(struct pk_vcpu *v, uint64_t rip);
 uint64_t pk_vm_stat(struct pk_vm *vm, int which);
 struct pk_as *pk_as_create(struct pk_vm *vm);
 int pk_as_map(struct pk_as *as, uint64_t va, uint64_t len, uint64_t off, int prot);
@@ -64,6 +67,10 @@ int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);
 #define PK_ID_PGRP ...
 #define PK_ID_SID ...
 #define PK_ID_COUNT ...
+#define PK_SYSCALL_WINDOW ...
+#define PK_SYSCALL_WINDOW_NR ...
+#define PK_VIA_WINDOW ...
+#define PK_VIA_PROBE ...
 """)
 ffibuilder.set_source(
     "pysentry.native._kvm",

@@ -22,6 +22,12 @@
 #define PK_KPT       (PK_KBASE + 0x40000000ULL)  /* page-table pool window, virtual */
 #define PK_USER_TOP  0x7ffffffff000ULL
 #define PK_MAX_VCPUS 512
+/* Rewritten syscall sites (docs/kvm.md, "Rewritten syscall sites"): `mov $N,%eax; syscall`
+ * becomes `mov PK_SYSCALL_WINDOW+4*N,%ecx` (8b 0c 25 disp32), a ring-3 load from a page with
+ * no memory slot behind it, which exits to the host as MMIO without running the stub. The
+ * disp32 is 0xffccxxxx, so its byte +5 (the old `syscall`) is an int3 (0xcc). */
+#define PK_SYSCALL_WINDOW 0xffffffffffcc0000ULL
+#define PK_SYSCALL_WINDOW_NR 0x4000        /* syscall numbers a site may encode */
 
 /* Ports the stub exits through. */
 #define PK_PORT_SYSCALL 0x10   /* ring 0 reached through LSTAR (hardware-virtualized hosts) */
@@ -33,6 +39,11 @@
 #define PK_EV_FAULT     2
 #define PK_EV_INTERRUPT 3
 #define PK_EV_GONE      4
+/* How a syscall reached the host (pk_event.detail). */
+#define PK_VIA_SYSCALL  0      /* a `syscall` instruction */
+#define PK_VIA_WINDOW   1      /* a rewritten site's load from PK_SYSCALL_WINDOW */
+#define PK_VIA_PROBE    2      /* PK_EV_INTERRUPT after a syscall the vCPU thread answered
+                                * (registers hold the answer): a site probe, see below */
 
 struct pk_event {
     int kind;
@@ -40,7 +51,8 @@ struct pk_event {
     uint64_t error;      /* its error code */
     uint64_t cr2;        /* #PF: faulting address */
     int exit_reason;     /* PK_EV_GONE: KVM exit reason, or -errno of KVM_RUN */
-    uint64_t detail;     /* PK_EV_GONE: guest rip when known */
+    uint64_t detail;     /* PK_EV_GONE: guest rip when known; PK_EV_SYSCALL, PK_EV_INTERRUPT:
+                          * PK_VIA_* */
 };
 
 /* Values a vCPU thread may answer syscalls with (pk_vcpu_set_ids), by slot. */
@@ -62,6 +74,10 @@ struct pk_vcpu;
 /* The VM. memfd/memsize: the memory file. Returns NULL with *err = -errno / a PK_E code. */
 struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen);
 void pk_vm_destroy(struct pk_vm *vm);
+/* A new VM's one-time work done ahead, by whichever thread has time for it: the maintenance
+ * vCPU's first run, and one application vCPU created (with its thread), run once and left
+ * in the pool. Best effort: what fails here is done (or reported) at first use instead. */
+void pk_vm_warm(struct pk_vm *vm);
 int pk_vm_event_fd(struct pk_vm *vm);
 uint64_t pk_vm_xcr0(struct pk_vm *vm);
 int pk_vm_xstate_size(struct pk_vm *vm);
@@ -75,11 +91,20 @@ void pk_vm_wake(struct pk_vm *vm);
 /* How long a stopped vCPU thread busy-waits for its next resume before it sleeps, and how
  * many waits a side (the loop, a vCPU thread) skips after one of its waits timed out. */
 void pk_vm_set_spin(struct pk_vm *vm, int vcpu_usec, int backoff);
+/* Syscall-site rewriting (platform/kvm/rewrite.py) learns of sites only from the stops the
+ * kernel sees. So that sites of the syscalls answered on vCPU threads are learnt too, one in
+ * every `every` of those that came by a `syscall` instruction stops after its answer
+ * (PK_EV_INTERRUPT, detail PK_VIA_PROBE, orig_rax still the number). every: a power of
+ * two, or 0 (never). */
+void pk_vm_set_site_probe(struct pk_vm *vm, int every);
+/* No more probes for the site whose `syscall` returns to rip on this vCPU (the kernel
+ * decided about it); the last few such sites are kept, until the vCPU changes owner. */
+void pk_vcpu_mute_site(struct pk_vcpu *v, uint64_t rip);
 /* Statistics for tests and benchmarks: 0 maintenance runs, 1 guest page-table writes,
  * 2 tables replaced, 3 vCPUs, 4 syscalls answered on vCPU threads, 5 eventfd wakeups of the
  * loop, 6 vCPU-thread sleeps awaiting a resume, 7 stops caught by pk_vm_spin, 8 stops
  * reached by direct runs on the loop thread, 9 ns spent in direct runs, 10 ns of that in
- * KVM_RUN, 11 KVM_RUN calls of direct runs. */
+ * KVM_RUN, 11 KVM_RUN calls of direct runs, 12 syscalls that came through rewritten sites. */
 uint64_t pk_vm_stat(struct pk_vm *vm, int which);
 
 /* Address spaces: page tables built from the sentry's mappings of the memory file. */

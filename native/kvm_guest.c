@@ -113,6 +113,12 @@ void pk_guest_build_system(struct pk_vm *vm) {
     uint64_t *pdt = (uint64_t *)(s + SYS_KPD_PT);
     for (uint64_t i = 0; i < PK_PT_SIZE >> 21; i++)
         pdt[i] = (PK_PT_GPA + (i << 21)) | PTE_P | PTE_W | PTE_A | PTE_D | PTE_PS | PTE_NX;
+    /* The syscall window, the only user page of the kernel half: PML4 entry 511 carries U in
+     * every address space (kvm_mmu.c), this PDPT entry and the 2 MiB leaf carry it; every
+     * other entry below stays supervisor-only. Read-only and NX: rewritten sites load from it. */
+    pdpt[(PK_WINDOW_VA >> 30) & 511] = (PK_SYS_GPA + SYS_KPD_WINDOW) | PTE_P | PTE_U | PTE_A;
+    ((uint64_t *)(s + SYS_KPD_WINDOW))[(PK_WINDOW_VA >> 21) & 511] =
+        PK_WINDOW_GPA | PTE_P | PTE_U | PTE_A | PTE_PS | PTE_NX;
     ((uint64_t *)(s + SYS_IDLE))[511] = (PK_SYS_GPA + SYS_KPDPT) | PTE_P | PTE_W | PTE_A;
 }
 

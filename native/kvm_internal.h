@@ -14,11 +14,30 @@
 #define SYS_KPDPT   0x4000
 #define SYS_KPD_SYS 0x5000
 #define SYS_KPD_PT  0x6000
+#define SYS_KPD_WINDOW 0x7000  /* directory of the last GiB: the syscall window */
 #define SYS_BATCH   0x8000     /* maintenance batch: 24-byte entries up to SYS_VCPUS */
 #define SYS_BATCH_END 0x100000
 #define SYS_VCPUS   0x100000   /* vCPU i: GDT+TSS page, then its ring-0 stack page */
 #define VCPU_AREA   0x2000
 #define TSS_OFF     0x100
+
+/* The 2 MiB page holding PK_SYSCALL_WINDOW: user-readable, NX, mapped to a guest-physical
+ * range with no memory slot (every access is an MMIO exit). */
+#define PK_WINDOW_VA   0xffffffffffc00000ULL
+#define PK_WINDOW_GPA  0x38000000000ULL
+#define PK_WINDOW_SIZE 0x200000ULL
+
+/* KVM memory slots. KVM allocates (and zeroes) per-page metadata when a slot is made and
+ * frees it with the VM, ~1 ms per GiB each way on this host, so guest memory gets its slots
+ * as it is first used, in pieces: the page-table pool in 64 MiB pieces, the memory file in
+ * pieces of vm->mem_piece bytes (64 MiB, or more where KVM offers fewer slots than a
+ * terabyte of 64 MiB pieces needs). The file's runs are spread (a brk or stack run
+ * reserves 256 MiB), so even /bin/true touches offsets past its first GiB. */
+#define SLOT_SYS       0
+#define SLOT_PT        1                          /* + piece of the page-table pool */
+#define PT_SLOT_SIZE   0x4000000ULL
+#define SLOT_MEM       (SLOT_PT + (int)(PK_PT_SIZE / PT_SLOT_SIZE))   /* + piece of the file */
+#define MEM_PIECE_MIN  0x4000000ULL
 
 #define SEL_KCODE 0x10
 #define SEL_KDATA 0x18
@@ -58,12 +77,18 @@ struct pk_vcpu {
     _Atomic int serve;
     _Atomic int64_t ids[PK_ID_COUNT];
     uint64_t served;                  /* how many it answered (tests, benchmarks) */
+    uint32_t served_by_insn;          /* answered ones that came by a `syscall` (site probes) */
+    uint64_t muted[4];                /* return addresses of sites not to probe (a ring) */
+    int nmuted;
     struct user_regs_struct *regs;    /* the context's registers, valid while running */
     struct pk_as *as;
     /* State the vCPU thread keeps between runs. */
     uint64_t loaded_as_id;            /* whose cr3 is loaded (0: none / idle) */
     uint64_t fs_base, gs_base;
-    int in_user;                      /* stopped in ring 3 (a kick): next entry sets sregs */
+    /* Stopped in ring 3: 1 (a kick, a fault at the window) the next entry sets sregs and goes
+     * through the stub; 2 (a syscall at a rewritten site) cr3/fs/gs are still the loaded ones,
+     * so an entry with the same ones may load the registers and run ring 3 directly. */
+    int in_user;
     int need_sregs;
     int direct;                       /* prepared for a run on the loop thread (pk_vcpu_run_here) */
     struct kvm_sregs sregs0;          /* ring-0 template */
@@ -78,7 +103,9 @@ struct pk_vm {
     uint8_t *pt;                  /* host view of the page-table pool */
     uint8_t *mem;                 /* host view of the memory file */
     uint64_t memsize;
-    uint8_t *slot_made;           /* per 1 GiB chunk of the memory file */
+    uint64_t mem_piece;           /* bytes of the memory file per KVM slot */
+    uint8_t *slot_made;           /* per piece of the memory file */
+    uint32_t pt_slots_made;       /* bit i: the page-table pool's piece i has its slot */
     struct kvm_cpuid2 *cpuid;
     uint64_t xcr0;
     int xstate_size;
@@ -101,6 +128,7 @@ struct pk_vm {
     _Atomic int loop_spinning;
     _Atomic int efd_written;      /* the eventfd may be readable: the next collect drains it */
     int vcpu_spin_usec;           /* how long a stopped vCPU thread busy-waits for its resume */
+    uint32_t site_probe_mask;     /* pk_vm_set_site_probe: 2^k - 1, or 0 (no probes) */
     int spin_backoff;             /* waits a side skips after one of its waits timed out */
     int spin_skip;                /* pk_vm_spin calls left to skip after a wait timed out */
     _Atomic int vcpu_spinner;     /* a vCPU thread is busy-waiting for its resume */
@@ -108,6 +136,7 @@ struct pk_vm {
     _Atomic uint64_t stat_wakes;  /* eventfd writes (the loop had to be woken) */
     _Atomic uint64_t stat_sleeps; /* vCPU threads that slept in FUTEX_WAIT for a resume */
     _Atomic uint64_t stat_spin_hits; /* stops the loop caught while busy-waiting */
+    _Atomic uint64_t stat_window; /* syscalls that came through the window (rewritten sites) */
     /* Direct runs: the loop thread itself runs KVM_RUN for a context (pk_vcpu_run_here). */
     _Atomic int loop_in_guest;    /* the loop thread is in (or entering) a direct KVM_RUN */
     pthread_t loop_thread;
@@ -131,5 +160,7 @@ void pk_guest_sregs0(struct pk_vm *vm, struct pk_vcpu *v, struct kvm_sregs *s);
 /* kvm_mmu.c */
 int pk_mmu_init(struct pk_vm *vm);
 int pk_maintenance_run(struct pk_vm *vm, uint64_t cr3);
+int pk_vcpu_warm(struct pk_vcpu *v);
 int pk_ensure_slot(struct pk_vm *vm, uint64_t off);
+uint64_t pk_mem_piece_size(uint64_t memsize, int nr_memslots);
 #endif

@@ -50,6 +50,33 @@ static struct batch_entry *batch(struct pk_vm *vm) {
     return (struct batch_entry *)(vm->sys + SYS_BATCH);
 }
 
+/* Run the stub's maintenance entry on v: the first n entries of the batch under cr3. */
+static int run_batch(struct pk_vcpu *v, uint64_t cr3, int n) {
+    struct kvm_regs r;
+    memset(&r, 0, sizeof r);
+    r.rip = pk_stub_addr(2);
+    r.rsp = PK_KBASE + SYS_VCPUS + (uint64_t)v->id * VCPU_AREA + VCPU_AREA;   /* unused */
+    r.rflags = 2;
+    r.rbx = cr3;
+    r.rdx = PK_SYS_GPA + SYS_IDLE;
+    r.rsi = PK_KBASE + SYS_BATCH;
+    r.rcx = (uint64_t)n;
+    if (ioctl(v->fd, KVM_SET_REGS, &r) < 0) return -errno;
+    int rc;
+    do rc = ioctl(v->fd, KVM_RUN, 0); while (rc < 0 && (errno == EINTR || errno == EAGAIN));
+    if (rc < 0) return -errno;
+    if (v->run->exit_reason != KVM_EXIT_IO || v->run->io.port != PK_PORT_DONE)
+        return -EIO;
+    return 0;
+}
+
+/* A vCPU's first KVM_RUN costs ~150 us more than the next ones here (KVM's and the
+ * hypervisor's one-time work); an empty maintenance batch under the idle address space
+ * pays it ahead, wherever that is cheaper (pk_vm_warm). */
+int pk_vcpu_warm(struct pk_vcpu *v) {
+    return run_batch(v, PK_SYS_GPA + SYS_IDLE, 0);
+}
+
 /* Apply the queued batch (and scrub freed pages) under cr3, on the maintenance vCPU. */
 int pk_maintenance_run(struct pk_vm *vm, uint64_t cr3) {
     struct batch_entry *b = batch(vm);
@@ -60,22 +87,8 @@ int pk_maintenance_run(struct pk_vm *vm, uint64_t cr3) {
         scrubbed++;
     }
     if (vm->nbatch == 0) return 0;
-    struct pk_vcpu *m = vm->vcpus[0];
-    struct kvm_regs r;
-    memset(&r, 0, sizeof r);
-    r.rip = pk_stub_addr(2);
-    r.rsp = PK_KBASE + SYS_VCPUS + VCPU_AREA;       /* its own stack top (unused) */
-    r.rflags = 2;
-    r.rbx = cr3;
-    r.rdx = PK_SYS_GPA + SYS_IDLE;
-    r.rsi = PK_KBASE + SYS_BATCH;
-    r.rcx = (uint64_t)vm->nbatch;
-    if (ioctl(m->fd, KVM_SET_REGS, &r) < 0) return -errno;
-    int rc;
-    do rc = ioctl(m->fd, KVM_RUN, 0); while (rc < 0 && (errno == EINTR || errno == EAGAIN));
-    if (rc < 0) return -errno;
-    if (m->run->exit_reason != KVM_EXIT_IO || m->run->io.port != PK_PORT_DONE)
-        return -EIO;
+    int r = run_batch(vm->vcpus[0], cr3, vm->nbatch);
+    if (r) return r;
     vm->stat_runs++;
     vm->stat_writes += (uint64_t)vm->nbatch;
     /* The scrubbed pages are now unknown to KVM: zero them and make them reusable. The
@@ -98,15 +111,38 @@ static int queue_write(struct pk_vm *vm, uint64_t gpa_of_entry, uint64_t val, ui
     return 0;
 }
 
-/* A zeroed page-table page that KVM has no shadow of. */
+_Static_assert(PK_PT_SIZE / PT_SLOT_SIZE <= 32, "pt_slots_made has a bit per piece");
+
+/* The KVM slot of the page-table pool's piece holding gpa. */
+static int ensure_pt_slot(struct pk_vm *vm, uint64_t gpa) {
+    uint64_t piece = (gpa - PK_PT_GPA) / PT_SLOT_SIZE;
+    if (vm->pt_slots_made & (1u << piece)) return 0;
+    struct kvm_userspace_memory_region r = {
+        .slot = (uint32_t)(SLOT_PT + piece), .guest_phys_addr = PK_PT_GPA + piece * PT_SLOT_SIZE,
+        .memory_size = PT_SLOT_SIZE, .userspace_addr = (uint64_t)(vm->pt + piece * PT_SLOT_SIZE)};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) return -errno;
+    vm->pt_slots_made |= 1u << piece;
+    return 0;
+}
+
+/* A zeroed page-table page that KVM has no shadow of. Pages come from the bump pointer only
+ * once, so every page handed out lies in a piece that has its slot. Freed pages wait to be
+ * scrubbed by the next maintenance run that happens anyway (pk_maintenance_run adds them to
+ * every batch); a run of scrubs alone is paid only when SCRUB_AT of them wait or the pool
+ * has no fresh page left. (Scrubbing the one freed page as soon as it was wanted cost a
+ * run at every execve: the first address space's page-table root.) */
+#define SCRUB_AT 64
 static int64_t pt_alloc(struct pk_vm *vm) {
-    if (vm->nclean == 0 && vm->ndirty > 0) {
+    if (vm->nclean == 0 && vm->ndirty > 0 &&
+        (vm->ndirty >= SCRUB_AT || vm->pt_bump >= PK_PT_GPA + PK_PT_SIZE)) {
         int r = pk_maintenance_run(vm, PK_SYS_GPA + SYS_IDLE);
         if (r) return r;
     }
     if (vm->nclean) return (int64_t)vm->clean[--vm->nclean];
     if (vm->pt_bump >= PK_PT_GPA + PK_PT_SIZE) return -ENOMEM;
     uint64_t g = vm->pt_bump;
+    int r = ensure_pt_slot(vm, g);
+    if (r) return r;
     vm->pt_bump += 4096;
     return (int64_t)g;
 }
@@ -122,7 +158,9 @@ struct pk_as *pk_as_create(struct pk_vm *vm) {
     as->vm = vm;
     as->id = ++vm->next_as_id;
     as->pml4 = (uint64_t)g;
-    pt_host(vm, as->pml4)[511] = (PK_SYS_GPA + SYS_KPDPT) | PTE_P | PTE_W | PTE_A;
+    /* U here only opens the way to the syscall window: the entries below it are supervisor-
+     * only except the window's (kvm_guest.c), and x86 needs U at every level. */
+    pt_host(vm, as->pml4)[511] = (PK_SYS_GPA + SYS_KPDPT) | PTE_P | PTE_W | PTE_U | PTE_A;
     return as;
 }
 
@@ -284,17 +322,25 @@ uint64_t pk_as_lookup(struct pk_as *as, uint64_t va) {
     return pt_host(as->vm, (uint64_t)t)[(va >> 12) & 511];
 }
 
-/* A KVM slot for the 1 GiB chunk of the memory file holding off. */
+/* The smallest power-of-two piece, at least MEM_PIECE_MIN, that covers the memory file with
+ * the slots KVM offers (nr_memslots, KVM_CAP_NR_MEMSLOTS) after the system's and the pool's. */
+uint64_t pk_mem_piece_size(uint64_t memsize, int nr_memslots) {
+    uint64_t usable = nr_memslots > SLOT_MEM + 1 ? (uint64_t)(nr_memslots - SLOT_MEM) : 1;
+    uint64_t piece = MEM_PIECE_MIN;
+    while (piece < memsize && (memsize + piece - 1) / piece > usable) piece <<= 1;
+    return piece;
+}
+
+/* The KVM slot of the memory file's piece holding off. */
 int pk_ensure_slot(struct pk_vm *vm, uint64_t off) {
-    uint64_t chunk = off >> 30;
     if (off >= vm->memsize) return -EINVAL;
-    if (vm->slot_made[chunk]) return 0;
-    uint64_t size = 1ULL << 30;
-    if ((chunk << 30) + size > vm->memsize) size = vm->memsize - (chunk << 30);
+    uint64_t piece = off / vm->mem_piece, base = piece * vm->mem_piece, size = vm->mem_piece;
+    if (vm->slot_made[piece]) return 0;
+    if (base + size > vm->memsize) size = vm->memsize - base;
     struct kvm_userspace_memory_region r = {
-        .slot = (uint32_t)(2 + chunk), .guest_phys_addr = chunk << 30, .memory_size = size,
-        .userspace_addr = (uint64_t)(vm->mem + (chunk << 30))};
+        .slot = (uint32_t)(SLOT_MEM + piece), .guest_phys_addr = base, .memory_size = size,
+        .userspace_addr = (uint64_t)(vm->mem + base)};
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) return -errno;
-    vm->slot_made[chunk] = 1;
+    vm->slot_made[piece] = 1;
     return 0;
 }

@@ -169,17 +169,18 @@ struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int
     vm->mem = mmap(NULL, memsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
     vm->sys = mmap(NULL, PK_SYS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     vm->pt = mmap(NULL, PK_PT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    vm->slot_made = calloc((size_t)((memsize >> 30) + 1), 1);
+    vm->mem_piece = pk_mem_piece_size(memsize,
+                                      ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS));
+    vm->slot_made = calloc((size_t)((memsize + vm->mem_piece - 1) / vm->mem_piece), 1);
     if (vm->event_fd < 0 || vm->mem == MAP_FAILED || vm->sys == MAP_FAILED || vm->pt == MAP_FAILED
         || !vm->slot_made) {
         *err = -ENOMEM; set_msg(msg, msglen, "VM memory", ENOMEM); goto fail;
     }
-    struct kvm_userspace_memory_region s0 = {.slot = 0, .guest_phys_addr = PK_SYS_GPA,
+    /* The page-table pool and the memory file get their slots piece by piece as they are
+     * used (kvm_mmu.c): a slot's cost grows with its size (kvm_internal.h). */
+    struct kvm_userspace_memory_region s0 = {.slot = SLOT_SYS, .guest_phys_addr = PK_SYS_GPA,
         .memory_size = PK_SYS_SIZE, .userspace_addr = (uint64_t)vm->sys};
-    struct kvm_userspace_memory_region s1 = {.slot = 1, .guest_phys_addr = PK_PT_GPA,
-        .memory_size = PK_PT_SIZE, .userspace_addr = (uint64_t)vm->pt};
-    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s0) < 0 ||
-        ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s1) < 0) {
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &s0) < 0) {
         *err = -errno; set_msg(msg, msglen, "KVM_SET_USER_MEMORY_REGION", errno); goto fail;
     }
     int r = setup_cpuid(vm);
@@ -244,12 +245,22 @@ uint64_t pk_vm_stat(struct pk_vm *vm, int which) {
          : which == 7 ? atomic_load(&vm->stat_spin_hits)
          : which == 8 ? vm->stat_direct
          : which == 9 ? vm->stat_direct_ns : which == 10 ? vm->stat_direct_run_ns : which == 11 ? vm->stat_direct_ioctls
+         : which == 12 ? atomic_load(&vm->stat_window)
          : (uint64_t)vm->nvcpus;
 }
 
 void pk_vm_set_spin(struct pk_vm *vm, int vcpu_usec, int backoff) {
     vm->vcpu_spin_usec = vcpu_usec;
     vm->spin_backoff = backoff;
+}
+
+void pk_vm_set_site_probe(struct pk_vm *vm, int every) {
+    vm->site_probe_mask = every > 0 && (every & (every - 1)) == 0 ? (uint32_t)every - 1 : 0;
+}
+
+void pk_vcpu_mute_site(struct pk_vcpu *v, uint64_t rip) {
+    v->muted[v->nmuted] = rip;
+    v->nmuted = (v->nmuted + 1) % 4;
 }
 
 /* Writers write first and set efd_written after, so a collect that finds the flag clear
@@ -357,7 +368,9 @@ static void gprs_to_user(const struct kvm_regs *k, struct user_regs_struct *u) {
     u->cs = SEL_UCODE; u->ss = SEL_UDATA;
 }
 
-/* Load the context's registers for an entry through the stub's iretq. */
+/* Load the context's registers for an entry through the stub's iretq, or, when the vCPU
+ * stopped in ring 3 at a rewritten syscall site and cr3/fs/gs stay as loaded, straight
+ * into ring 3 (no ring-0 code runs: that is what makes the window path cheap on PVM). */
 static void prepare_entry(struct pk_vcpu *v) {
     struct user_regs_struct *u = v->regs;
     struct kvm_regs *k = &v->run->s.regs.regs;
@@ -365,6 +378,15 @@ static void prepare_entry(struct pk_vcpu *v) {
     k->rbp = u->rbp; k->rbx = u->rbx; k->r11 = u->r11; k->r10 = u->r10;
     k->r9 = u->r9; k->r8 = u->r8; k->rax = u->rax; k->rcx = u->rcx;
     k->rdx = u->rdx; k->rsi = u->rsi; k->rdi = u->rdi;
+    if (v->in_user == 2 && !v->need_sregs && v->loaded_as_id == v->as->id &&
+        v->fs_base == u->fs_base && v->gs_base == u->gs_base) {
+        k->rip = u->rip;
+        k->rsp = u->rsp;
+        k->rflags = (u->eflags & USER_FLAGS) | 0x202;   /* as the stub's iretq would load */
+        v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+        v->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+        return;
+    }
     uint64_t top = PK_KBASE + SYS_VCPUS + (uint64_t)v->id * VCPU_AREA + VCPU_AREA;
     uint64_t *frame = (uint64_t *)(v->area + VCPU_AREA - 40);
     frame[0] = u->rip;
@@ -411,6 +433,115 @@ static int serve_here(struct pk_vcpu *v) {
     return 1;
 }
 
+/* ---- rewritten syscall sites ------------------------------------------------------
+ * The platform rewrites `mov $N,%eax; syscall` into `mov PK_SYSCALL_WINDOW+4*N,%ecx`
+ * (platform/kvm/kvm.py, docs/kvm.md "Rewritten syscall sites"). The load exits as MMIO
+ * straight from ring 3; KVM has decoded it and holds the read open until the next
+ * KVM_RUN. */
+
+/* Arbitrary, with the high bit set, so that a load that received it is recognisable. */
+#define WINDOW_SENTINEL 0xa5c3f0e1u
+
+/* Finish the pending emulated read now: left open, KVM would complete it at the next entry
+ * and overwrite the registers the kernel gave that entry with the emulator's (its
+ * destination register and rip). An entry with immediate_exit completes it and returns
+ * EINTR before running the guest; the sync-regs area then holds the completed state. */
+static int complete_mmio(struct pk_vcpu *v) {
+    struct kvm_run *run = v->run;
+    run->kvm_dirty_regs = 0;
+    run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    run->immediate_exit = 1;
+    int rc = ioctl(v->fd, KVM_RUN, 0);
+    int err = rc < 0 ? errno : 0;
+    run->immediate_exit = 0;
+    return rc < 0 && (err == EINTR || err == EAGAIN) ? 0 : -EIO;
+}
+
+/* A single-stepping guest (TF) gets a #DB queued by the emulator for the completed load;
+ * a real `syscall` has no such trap (Linux returns with TF restored, trapping after the
+ * next instruction, which the entry with TF in rflags reproduces). Drop it. */
+static void drop_queued_debug_trap(struct pk_vcpu *v) {
+    struct kvm_vcpu_events e;
+    if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &e) < 0) return;
+    if (!(e.exception.injected || e.exception.pending) || e.exception.nr != 1) return;
+    e.exception.injected = 0;
+    e.exception.pending = 0;
+    ioctl(v->fd, KVM_SET_VCPU_EVENTS, &e);
+}
+
+/* An MMIO exit inside the window. It is a syscall when the access was exactly what a
+ * rewritten site does: a 4-byte read of slot N that completes as a 7-byte instruction
+ * leaving the sentinel in ecx (upper rcx cleared) and every other register and flag as it
+ * was. Anything else (a store, another width, another instruction) is what Linux makes of
+ * a user access to a kernel address: SIGSEGV at the address, registers before the access. */
+static int decode_window(struct pk_vcpu *v) {
+    struct kvm_run *run = v->run;
+    struct kvm_regs *k = &run->s.regs.regs;
+    struct user_regs_struct *u = v->regs;
+    struct pk_event *ev = &v->ev;
+    uint64_t va = PK_WINDOW_VA + (run->mmio.phys_addr - PK_WINDOW_GPA);
+    int is_write = run->mmio.is_write, len = (int)run->mmio.len;
+    struct kvm_regs before = *k;
+    if (!is_write) {
+        uint32_t s = WINDOW_SENTINEL;
+        memset(run->mmio.data, 0, sizeof run->mmio.data);
+        memcpy(run->mmio.data, &s, sizeof s);
+    }
+    if (complete_mmio(v) < 0) {
+        ev->kind = PK_EV_GONE;
+        ev->exit_reason = KVM_EXIT_MMIO;
+        ev->detail = before.rip;
+        return 1;
+    }
+    gprs_to_user(&before, u);
+    u->rip = before.rip;
+    u->rsp = before.rsp;
+    u->eflags = before.rflags;
+    struct kvm_regs expect = before;
+    expect.rcx = WINDOW_SENTINEL;
+    expect.rip = before.rip + 7;
+    expect.rflags = before.rflags & ~0x10000ULL;       /* the emulator clears RF */
+    struct kvm_regs got = *k;
+    got.rflags &= ~0x10000ULL;
+    uint64_t slot = va - PK_SYSCALL_WINDOW;
+    if (!is_write && len == 4 && slot < 4ULL * PK_SYSCALL_WINDOW_NR && (slot & 3) == 0 &&
+        memcmp(&got, &expect, sizeof got) == 0) {
+        if (before.rflags & 0x100) drop_queued_debug_trap(v);
+        u->rip = before.rip + 7;
+        u->rcx = u->rip;                               /* what `syscall` leaves */
+        u->r11 = before.rflags & ~0x10000ULL;
+        u->orig_rax = slot >> 2;
+        u->rax = (uint64_t)-38;                        /* -ENOSYS, as at a syscall stop */
+        v->in_user = 2;
+        atomic_fetch_add_explicit(&v->vm->stat_window, 1, memory_order_relaxed);
+        if (serve_here(v)) return 0;
+        ev->kind = PK_EV_SYSCALL;
+        ev->detail = PK_VIA_WINDOW;
+        return 1;
+    }
+    v->in_user = 1;                 /* ring 3, in whatever state the completion left */
+    u->orig_rax = (uint64_t)-1;
+    ev->kind = PK_EV_FAULT;
+    ev->vector = 14;
+    ev->error = 0x4 | (is_write ? 0x2 : 0);            /* user, not present: SEGV_MAPERR */
+    ev->cr2 = va;
+    return 1;
+}
+
+/* Answer a syscall that came by a `syscall` instruction, as serve_here does; one in
+ * site_probe_mask + 1 of the answered ones still stops (answered) so that the kernel sees
+ * its site and may rewrite it (see pk_vm_set_site_probe). Returns 1 when it keeps running. */
+static int serve_or_probe(struct pk_vcpu *v) {
+    if (!serve_here(v)) return 0;
+    uint32_t mask = v->vm->site_probe_mask;
+    if (!mask || (++v->served_by_insn & mask) != 0) return 1;
+    for (int i = 0; i < 4; i++)
+        if (v->muted[i] == v->regs->rip) return 1;
+    v->ev.kind = PK_EV_INTERRUPT;
+    v->ev.detail = PK_VIA_PROBE;
+    return 0;
+}
+
 /* Decode a stop. Returns 1 when it is reported to the loop, 0 to keep running. */
 static int decode(struct pk_vcpu *v, int rc, int err) {
     struct kvm_run *run = v->run;
@@ -440,6 +571,10 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
         ev->kind = PK_EV_INTERRUPT;
         return 1;
     }
+    if (run->exit_reason == KVM_EXIT_MMIO &&
+        run->mmio.phys_addr - PK_WINDOW_GPA < PK_WINDOW_SIZE)
+        return decode_window(v);
+    v->in_user = 0;                 /* the exits below leave the vCPU in the ring-0 stub */
     if (run->exit_reason == KVM_EXIT_IO && run->io.port == PK_PORT_EXC) {
         uint64_t *f = (uint64_t *)(v->area + (k->rsp & (VCPU_AREA - 1)));
         /* f: cr2, rax, vector, error, rip, cs, rflags, rsp, ss */
@@ -461,7 +596,8 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
             u->eflags = k->r11;
             u->orig_rax = f[1];
             u->rax = (uint64_t)-38;                     /* -ENOSYS, as at a syscall stop */
-            if (serve_here(v)) return 0;
+            if (serve_or_probe(v)) return 0;
+            if (ev->detail == PK_VIA_PROBE) return 1;
             ev->kind = PK_EV_SYSCALL;
             return 1;
         }
@@ -486,7 +622,8 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
         u->rsp = k->rsp;
         u->orig_rax = k->rax;
         u->rax = (uint64_t)-38;
-        if (serve_here(v)) return 0;
+        if (serve_or_probe(v)) return 0;
+        if (ev->detail == PK_VIA_PROBE) return 1;
         ev->kind = PK_EV_SYSCALL;
         return 1;
     }
@@ -565,8 +702,18 @@ struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err) {
     return v;
 }
 
+void pk_vm_warm(struct pk_vm *vm) {
+    pk_vcpu_warm(vm->vcpus[0]);
+    int err;
+    struct pk_vcpu *v = pk_vcpu_get(vm, &err);
+    if (!v) return;
+    pk_vcpu_warm(v);
+    pk_vcpu_put(v);
+}
+
 void pk_vcpu_put(struct pk_vcpu *v) {
     atomic_store(&v->serve, 0);     /* the next owner pushes its own ids */
+    memset(v->muted, 0, sizeof v->muted);   /* and has sites of its own */
     v->in_use = 0;
     v->as = NULL;
 }

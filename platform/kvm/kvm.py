@@ -3,24 +3,27 @@
 The native module (native/kvm_*.c) owns the VM: the ring-0 trap stub, the guest page tables
 built from the mappings the kernel asks for, and one host thread per vCPU that runs
 KVM_RUN and reports stops through an eventfd that this class hands to the event loop.
-A context holds one vCPU (from a reusable pool) for its whole life, so its registers and
-FPU/AVX state stay in that vCPU between events; preemption of a spinning task is the host
-scheduler's job, since every vCPU is a host thread. See docs/kvm.md.
+A context holds one vCPU (from a reusable pool) from its first use to its release, so its
+registers and FPU/AVX state stay in that vCPU between events; preemption of a spinning
+task is the host scheduler's job, since every vCPU is a host thread. See docs/kvm.md.
 """
+import _thread
 import errno
-import logging
 import os
 import select
+import sys
 import time
 
 from pysentry.native._kvm import ffi, lib
+from pysentry.sentry import logger
 from pysentry.sentry.kernel.sigframe import pack_siginfo
 from pysentry.sentry.platform import (EV_FAULT, EV_GONE, EV_INTERRUPT, EV_SYSCALL, Event,
                                       Platform, PlatformAddressSpace, PlatformContext)
 
+from . import rewrite
 from .faults import SI_KERNEL, translate
 
-log = logging.getLogger("pysentry")
+log = logger.log        # logging itself is imported only when something is logged
 XSAVE_AREA = 4096                   # struct kvm_xsave
 EXIT_NAMES = {8: "shutdown (triple fault)", 9: "entry failure", 17: "internal error"}
 
@@ -55,6 +58,7 @@ class KvmAddressSpace(PlatformAddressSpace):
     def __init__(self, platform: "KvmPlatform"):
         self.platform = platform
         self.handle = lib.pk_as_create(platform.vm)
+        self.site_traps: dict[int, int] = {}    # syscall site -> traps (rewrite.py)
         if self.handle == ffi.NULL:
             raise MemoryError("KVM: no page-table page left for a new address space")
 
@@ -86,16 +90,19 @@ class KvmAddressSpace(PlatformAddressSpace):
 
 class KvmContext(PlatformContext):
     __slots__ = ("platform", "aspace", "vcpu", "vcpu_id", "regs", "running", "task",
-                 "leaving", "ids_for", "ids", "on_thread")
+                 "leaving", "ids_for", "ids", "on_thread", "live")
 
     def __init__(self, platform: "KvmPlatform", aspace: KvmAddressSpace):
+        if platform.live_contexts >= lib.PK_MAX_VCPUS - 1:     # vCPU 0 is the maintenance one
+            raise OSError(errno.EAGAIN, "KVM: no vCPU for a new thread: "
+                          + os.strerror(errno.EAGAIN))
         self.platform = platform
         self.aspace = aspace
-        err = ffi.new("int*")
-        self.vcpu = lib.pk_vcpu_get(platform.vm, err)
-        if self.vcpu == ffi.NULL:
-            raise OSError(-err[0], f"KVM: no vCPU for a new thread: {os.strerror(-err[0])}")
-        self.vcpu_id = lib.pk_vcpu_id(self.vcpu)
+        # The vCPU is taken from the pool at first use (_bound_vcpu): a context that never
+        # runs, like the sandbox's first one that its execve replaces, costs no vCPU, no
+        # host thread and no thread join at exit.
+        self.vcpu = None
+        self.vcpu_id = -1
         self.regs = ffi.new("struct user_regs_struct*")
         self.regs.cs, self.regs.ss, self.regs.eflags = 0x33, 0x2B, 0x202
         self.running = False
@@ -104,14 +111,30 @@ class KvmContext(PlatformContext):
         self.leaving = False
         self.ids_for = None         # the task whose ids the vCPU thread holds
         self.ids = None             # those ids (None: it serves nothing)
-        platform.contexts[self.vcpu_id] = self
-        # A vCPU from the pool carries its previous owner's FPU state: start clean.
-        self.set_fpstate(platform.initial_fpstate)
+        self.live = True            # not released yet
+        platform.live_contexts += 1
+
+    def _bound_vcpu(self, clean_fpstate=True):
+        """This context's vCPU, taken from the pool on first use; a vCPU from the pool
+        carries its previous owner's FPU state, so it starts clean unless the caller is
+        about to load a state of its own."""
+        if self.vcpu is None:
+            err = ffi.new("int*")
+            vcpu = lib.pk_vcpu_get(self.platform.vm, err)
+            if vcpu == ffi.NULL:
+                raise OSError(-err[0], f"KVM: no vCPU for a new thread: {os.strerror(-err[0])}")
+            self.vcpu = vcpu
+            self.vcpu_id = lib.pk_vcpu_id(vcpu)
+            self.platform.contexts[self.vcpu_id] = self
+            if clean_fpstate:
+                self.set_fpstate(self.platform.initial_fpstate)
+        return self.vcpu
 
     def resume(self):
         if self.aspace.handle is None:
             raise OSError(errno.ESRCH, "KVM: resume in a released address space")
         platform = self.platform
+        self._bound_vcpu()
         if platform.serve_in_c:
             if self.regs.orig_rax in CRED_SYSCALLS:
                 platform.ids_stale = True
@@ -155,7 +178,7 @@ class KvmContext(PlatformContext):
 
     def served_in_c(self) -> int:
         """Syscalls of this context the vCPU thread answered without the kernel."""
-        return lib.pk_vcpu_served(self.vcpu)
+        return lib.pk_vcpu_served(self.vcpu) if self.vcpu is not None else 0
 
     def interrupt(self):
         if self.running:
@@ -163,7 +186,7 @@ class KvmContext(PlatformContext):
 
     def get_fpstate(self) -> bytes:
         buf = ffi.new("char[]", XSAVE_AREA)
-        r = lib.pk_vcpu_get_xsave(self.vcpu, buf)
+        r = lib.pk_vcpu_get_xsave(self._bound_vcpu(), buf)
         if r < 0:
             raise OSError(-r, f"KVM_GET_XSAVE: {os.strerror(-r)}")
         return bytes(ffi.buffer(buf, self.platform.xstate_size))
@@ -176,13 +199,20 @@ class KvmContext(PlatformContext):
         if len(data) <= 512:
             area[512:520] = (3).to_bytes(8, "little")       # XSTATE_BV: x87 | SSE
         area[520:576] = bytes(56)                            # XCOMP_BV and reserved: zero
-        r = lib.pk_vcpu_set_xsave(self.vcpu, ffi.from_buffer(area))
+        r = lib.pk_vcpu_set_xsave(self._bound_vcpu(clean_fpstate=False), ffi.from_buffer(area))
         if r < 0:
             raise OSError(-r, f"KVM_SET_XSAVE: {os.strerror(-r)}")
 
     def release(self):
         """Give the vCPU back to the pool; a running one first stops (kicked)."""
-        if self.platform.contexts.get(self.vcpu_id) is not self:
+        if not self.live:
+            return
+        self.live = False
+        self.platform.live_contexts -= 1
+        if self.vcpu is None:                    # never ran: only the wakeup below is owed
+            self.platform.ids_stale = True
+            self.task = None
+            lib.pk_vm_wake(self.platform.vm)
             return
         # A task leaving may orphan children (getppid) or end a thread (getpid after exec):
         # refresh every vCPU's ids before anything runs again (see KvmPlatform.push_ids).
@@ -215,27 +245,28 @@ class KvmPlatform(Platform):
     VCPU_SPIN_USEC = 100
     SPIN_BACKOFF = 32
     DIRECT_SLICE_USEC = 10000
+    SITE_PROBE_EVERY = 64
 
-    def __init__(self, memfile):
+    def __init__(self, memfile, in_background: bool = False):
+        """in_background: the VM is created on a thread of its own while the sandbox is put
+        together (most of that is waiting for the gofer), and joined at its first use
+        (ready()); a failure is then reported there, as open_platform reports it. Its
+        teardown at shutdown() goes on a thread too (the command line's case, which exits
+        right after)."""
         self.memfile = memfile
-        err = ffi.new("int*")
-        msg = ffi.new("char[]", 256)
-        self.vm = lib.pk_vm_create(memfile.fd, memfile.size, err, msg, 256)
-        if self.vm == ffi.NULL:
-            raise KvmUnavailable(ffi.string(msg).decode(errors="replace")
-                                 or os.strerror(-err[0]))
-        self.xcr0 = lib.pk_vm_xcr0(self.vm)
-        self.xstate_size = lib.pk_vm_xstate_size(self.vm)
+        self.vm = None
+        self._creation = _VmCreation(memfile) if in_background else None
+        self._teardown_aside = in_background    # shutdown() destroys the VM on a thread
         self.initial_fpstate = _initial_fxsave()
-        self.contexts: dict[int, KvmContext] = {}
+        self.contexts: dict[int, KvmContext] = {}      # by vCPU id: the contexts holding one
+        self.live_contexts = 0                          # contexts not released, with a vCPU or not
         self._ids = ffi.new("int[]", lib.PK_MAX_VCPUS)
-        self._efd = lib.pk_vm_event_fd(self.vm)
         # Busy-waits (µs) that spare the eventfd/epoll and futex wakeups of a round trip:
         # the loop waits this long for the next stop after a resume, a stopped vCPU thread
         # this long for its resume. Measured in docs/kvm.md; 0 turns either off.
         self.spin_usec = _env_usec("PYSENTRY_KVM_SPIN_USEC", self.SPIN_USEC)
-        lib.pk_vm_set_spin(self.vm, _env_usec("PYSENTRY_KVM_VCPU_SPIN_USEC", self.VCPU_SPIN_USEC),
-                           _env_usec("PYSENTRY_KVM_SPIN_BACKOFF", self.SPIN_BACKOFF))
+        self.vcpu_spin_usec = _env_usec("PYSENTRY_KVM_VCPU_SPIN_USEC", self.VCPU_SPIN_USEC)
+        self.spin_backoff = _env_usec("PYSENTRY_KVM_SPIN_BACKOFF", self.SPIN_BACKOFF)
         self.resumed = False
         # The id syscalls answered on the vCPU thread (PYSENTRY_KVM_SERVE_IN_C=0: never).
         self.serve_in_c = os.environ.get("PYSENTRY_KVM_SERVE_IN_C", "1") != "0"
@@ -246,14 +277,43 @@ class KvmPlatform(Platform):
         # Off by default (PYSENTRY_KVM_DIRECT=1 turns them on): they win on a loaded host
         # and lose on a quiet one, where the threads' busy-waits catch every hand-off.
         self.direct = os.environ.get("PYSENTRY_KVM_DIRECT", "0") not in ("0", "")
+        # Trapped `mov $N,%eax; syscall` sites rewritten into ring-3 exits (rewrite.py,
+        # docs/kvm.md "Rewritten syscall sites"); PYSENTRY_KVM_REWRITE=0/1 forces it.
+        self.rewrite_sites = os.environ.get("PYSENTRY_KVM_REWRITE", "1") not in ("0", "")
+        # Sites of the syscalls answered in C are learnt from one call in SITE_PROBE_EVERY
+        # (stopped after its answer, as if kicked): see _attach.
+        self.sites_rewritten = 0    # statistics
+        self.site_int3 = 0
         self.direct_slice_usec = _env_usec("PYSENTRY_KVM_DIRECT_SLICE_USEC",
                                            self.DIRECT_SLICE_USEC) or self.DIRECT_SLICE_USEC
         self.direct_ctx = None      # the context prepared for a direct run
         self.on_threads = 0         # contexts running on their vCPU threads
         self._loop_fds = None       # poll object over the kernel's epoll fd
         self._fds_first = False     # the last direct run was put off for ready fds
+        if self._creation is None:
+            self._attach(_create_vm(memfile))
+
+    def _attach(self, vm):
+        """Take over a created VM and apply the settings that live in it."""
+        self.vm = vm
+        self.xcr0 = lib.pk_vm_xcr0(vm)
+        self.xstate_size = lib.pk_vm_xstate_size(vm)
+        self._efd = lib.pk_vm_event_fd(vm)
+        lib.pk_vm_set_spin(vm, self.vcpu_spin_usec, self.spin_backoff)
+        lib.pk_vm_set_site_probe(vm, self.SITE_PROBE_EVERY if self.rewrite_sites else 0)
+
+    def ready(self):
+        """Wait for a VM being created in the background. Its failure is the one-line
+        SystemExit of open_platform, raised here, before anything of the sandbox ran."""
+        creation, self._creation = self._creation, None
+        if creation is not None:
+            try:
+                self._attach(creation.result())
+            except KvmUnavailable as e:
+                raise SystemExit(_unavailable(e)) from None
 
     def new_address_space(self, memfile=None):
+        self.ready()
         return KvmAddressSpace(self)
 
     def new_context(self, aspace):
@@ -264,15 +324,18 @@ class KvmPlatform(Platform):
         return KvmContext(self, aspace)
 
     def event_fd(self):
+        self.ready()
         return self._efd
 
     def stats(self) -> dict:
+        self.ready()
         vm = self.vm
         return {"maintenance_runs": lib.pk_vm_stat(vm, 0), "guest_pte_writes": lib.pk_vm_stat(vm, 1),
                 "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3),
                 "served_in_c": lib.pk_vm_stat(vm, 4), "loop_wakeups": lib.pk_vm_stat(vm, 5),
                 "vcpu_sleeps": lib.pk_vm_stat(vm, 6), "spin_hits": lib.pk_vm_stat(vm, 7),
-                "direct_runs": lib.pk_vm_stat(vm, 8)}
+                "direct_runs": lib.pk_vm_stat(vm, 8), "window_syscalls": lib.pk_vm_stat(vm, 12),
+                "sites_rewritten": self.sites_rewritten, "site_int3_syscalls": self.site_int3}
 
     def push_ids(self):
         """Refresh the answers every vCPU thread holds. Called at each resume while stale and
@@ -353,12 +416,26 @@ class KvmPlatform(Platform):
         ev = lib.pk_vcpu_event(ctx.vcpu)
         kind = ev.kind
         if kind == lib.PK_EV_SYSCALL:
+            if (self.rewrite_sites and ev.detail != lib.PK_VIA_WINDOW and ctx.task is not None
+                    and rewrite.note_syscall(ctx.task, ctx.aspace.site_traps, ctx.regs)):
+                self.sites_rewritten += 1
+        elif (kind == lib.PK_EV_FAULT and ev.vector == 3 and ctx.task is not None
+              and rewrite.syscall_at_int3(ctx.task.mm, ctx.regs)):
+            kind = lib.PK_EV_SYSCALL        # the `syscall` of a rewritten site, jumped to
+            self.site_int3 += 1
+        if kind == lib.PK_EV_SYSCALL:
             if ctx.regs.orig_rax in CRED_SYSCALLS:
                 # Stale from now on, before the kernel changes the credentials; the resume
                 # of the caller marks it again (the change may have waited for something).
                 self.ids_stale = True
             return Event(EV_SYSCALL)
         if kind == lib.PK_EV_INTERRUPT:
+            if ev.detail == lib.PK_VIA_PROBE and self.rewrite_sites and ctx.task is not None:
+                traps = ctx.aspace.site_traps
+                if rewrite.note_syscall(ctx.task, traps, ctx.regs):
+                    self.sites_rewritten += 1
+                if traps.get(ctx.regs.rip - rewrite.SITE_LEN) == rewrite.DONE:
+                    lib.pk_vcpu_mute_site(ctx.vcpu, ctx.regs.rip)     # decided: no more probes
             return Event(EV_INTERRUPT)
         if kind == lib.PK_EV_FAULT:
             fp = ctx.get_fpstate() if ev.vector in (16, 19) else None
@@ -373,10 +450,73 @@ class KvmPlatform(Platform):
         return Event(EV_GONE)
 
     def shutdown(self):
+        if self._creation is not None:          # never used: a failure is no news now
+            creation, self._creation = self._creation, None
+            try:
+                self.vm = creation.result()
+            except KvmUnavailable:
+                pass
         if self.vm is not None:
-            log.debug("KVM platform statistics: %s", self.stats())
-            lib.pk_vm_destroy(self.vm)
-            self.vm = None
+            if _debug_logged():
+                log.debug("KVM platform statistics: %s", self.stats())
+            vm, self.vm = self.vm, None
+            if self._teardown_aside:
+                # Joining the vCPU threads and KVM freeing the VM take ~1 ms: on a thread of
+                # their own they overlap the sandbox's last steps (shared files flushed,
+                # gofers stopped) instead of delaying the exit status. Nothing uses the VM
+                # after shutdown; a process that exits meanwhile has the kernel finish it.
+                _thread.start_new_thread(lib.pk_vm_destroy, (vm,))
+            else:
+                lib.pk_vm_destroy(vm)
+
+
+def _debug_logged() -> bool:
+    """Whether a debug message would be printed, answered without importing logging when
+    nothing has yet (an exit that imported it only to drop the message would pay ~6 ms)."""
+    if "logging" in sys.modules:
+        return log.isEnabledFor(10)
+    return (logger._config or {}).get("level", 30) <= 10
+
+
+def _create_vm(memfile):
+    """A new VM on the memory file, or KvmUnavailable naming why not."""
+    err = ffi.new("int*")
+    msg = ffi.new("char[]", 256)
+    vm = lib.pk_vm_create(memfile.fd, memfile.size, err, msg, 256)
+    if vm == ffi.NULL:
+        raise KvmUnavailable(ffi.string(msg).decode(errors="replace") or os.strerror(-err[0]))
+    return vm
+
+
+class _VmCreation:
+    """_create_vm on a thread of its own (the C calls run without the GIL), which then does
+    the VM's one-time work ahead (pk_vm_warm: ~0.5 ms of first runs and the first
+    application vCPU and thread) while the sandbox waits for its gofer."""
+
+    def __init__(self, memfile):
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._vm = self._failure = None
+        _thread.start_new_thread(self._run, (memfile,))
+
+    def _run(self, memfile):
+        try:
+            self._vm = _create_vm(memfile)
+            lib.pk_vm_warm(self._vm)
+        except BaseException as e:      # handed to the waiter, who reports it
+            self._failure = e
+        finally:
+            self._done.release()
+
+    def result(self):
+        with self._done:
+            if self._failure is not None:
+                raise self._failure
+            return self._vm
+
+
+def _unavailable(e) -> str:
+    return f"pysentry: --platform=kvm unavailable: {e}; use --platform=ptrace"
 
 
 def _initial_fxsave() -> bytes:
@@ -389,14 +529,13 @@ def _initial_fxsave() -> bytes:
 
 
 def open_platform(memfile) -> KvmPlatform:
-    """The platform, or SystemExit with a one-line reason that suggests the alternative."""
+    """The platform, or SystemExit with a one-line reason that suggests the alternative.
+    The VM itself is created in the background: a failure past the checks here (KVM too old,
+    no VM, no memory) is the same SystemExit at the platform's first use (ready())."""
     if not os.path.exists("/dev/kvm"):
         raise SystemExit("pysentry: --platform=kvm needs /dev/kvm, which this host does not "
                          "have (no KVM support); use --platform=ptrace")
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         raise SystemExit("pysentry: --platform=kvm: no permission to open /dev/kvm "
                          "(join the kvm group or run as root); use --platform=ptrace")
-    try:
-        return KvmPlatform(memfile)
-    except KvmUnavailable as e:
-        raise SystemExit(f"pysentry: --platform=kvm unavailable: {e}; use --platform=ptrace")
+    return KvmPlatform(memfile, in_background=True)

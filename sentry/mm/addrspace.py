@@ -807,6 +807,26 @@ class AddressSpace:
             self.noverrides += 1
         v.overrides[page] = new
 
+    def private_code_frame(self, addr: int) -> int | None:
+        """The memory-file offset of the frame holding addr's page, once that frame is this
+        address space's alone, for a platform that patches the program's code in place (KVM
+        rewrites trapped syscall sites; on Linux ptrace's POKETEXT breaks copy-on-write of a
+        text page the same way). None when the page must not be patched: unmapped,
+        PROT_NONE, or MAP_SHARED (the bytes would reach the file and every other mapping of
+        it). A page still the file's, or shared with another address space since a fork, is
+        copied first; the copy then goes with the VMA (fork shares it copy-on-write again,
+        munmap/mprotect/exec treat it as any private copy)."""
+        page = page_down(addr)
+        v = self.find(page)
+        if v is None or v.shared or v.prot == PROT_NONE:
+            return None
+        f = v.overrides.get(page)
+        shared = (self.memfile.frame_shared(f) if f is not None
+                  else v.region.shared_with_others(self))
+        if shared:
+            self._break_cow_for_kernel(v, page)
+        return v.frame(page)
+
     def views(self, addr: int, length: int, write: bool, partial: bool = False) -> list:
         """Memoryviews over [addr, addr+length) in the memory file, split at page frames
         (contiguous frames are merged). EFAULT if any byte is not accessible; with
