@@ -49,6 +49,7 @@ int pk_vcpu_run_here(struct pk_vcpu *v, int slice_usec);
 void pk_vcpu_cancel_direct(struct pk_vcpu *v);
 void pk_vcpu_set_ids(struct pk_vcpu *v, int serve, const int64_t *ids);
 uint64_t pk_vcpu_served(struct pk_vcpu *v);
+uint64_t pk_vcpu_cpu_ns(struct pk_vcpu *v);
 int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf4096);
 int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);
 #define PK_USER_TOP ...

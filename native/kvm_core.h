@@ -141,5 +141,7 @@ void pk_vcpu_cancel_direct(struct pk_vcpu *v);
 void pk_vcpu_set_ids(struct pk_vcpu *v, int serve, const int64_t *ids);
 /* Syscalls this vCPU's thread answered without the kernel. */
 uint64_t pk_vcpu_served(struct pk_vcpu *v);
+/* CPU time the vCPU's thread spent running its guest and answering syscalls in C, ns. */
+uint64_t pk_vcpu_cpu_ns(struct pk_vcpu *v);
 int pk_vcpu_get_xsave(struct pk_vcpu *v, void *buf4096);
 int pk_vcpu_set_xsave(struct pk_vcpu *v, const void *buf4096);

@@ -77,6 +77,9 @@ struct pk_vcpu {
     _Atomic int serve;
     _Atomic int64_t ids[PK_ID_COUNT];
     uint64_t served;                  /* how many it answered (tests, benchmarks) */
+    /* Host CPU time spent running the guest and answering syscalls in C, from a resume to
+     * its stop (not the waits between): the application's CPU time (pk_vcpu_cpu_ns). */
+    _Atomic uint64_t cpu_ns;
     uint32_t served_by_insn;          /* answered ones that came by a `syscall` (site probes) */
     uint64_t muted[4];                /* return addresses of sites not to probe (a ring) */
     int nmuted;

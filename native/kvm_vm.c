@@ -204,6 +204,15 @@ fail:
 
 static void *vcpu_main(void *arg);
 
+/* The calling thread's CPU time, ns. */
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pk_vcpu_cpu_ns(struct pk_vcpu *v) { return atomic_load(&v->cpu_ns); }
+
 void pk_vm_destroy(struct pk_vm *vm) {
     if (!vm) return;
     for (int i = 0; i < vm->nvcpus; i++) {
@@ -664,6 +673,7 @@ static void *vcpu_main(void *arg) {
         }
         if (g == 2) return NULL;
         if (atomic_load(&v->go) == 2) return NULL;
+        uint64_t cpu0 = thread_cpu_ns();
         for (;;) {
             int rc = ioctl(v->fd, KVM_RUN, 0);
             int err = rc < 0 ? errno : 0;
@@ -671,6 +681,7 @@ static void *vcpu_main(void *arg) {
             v->run->kvm_dirty_regs = 0;
             if (decode(v, rc, err)) break;
         }
+        atomic_fetch_add(&v->cpu_ns, thread_cpu_ns() - cpu0);   /* before the stop is seen */
         report(v);
     }
 }
@@ -834,6 +845,7 @@ int pk_vcpu_run_here(struct pk_vcpu *v, int slice_usec) {
         goto stopped;
     }
     arm_slice(vm, slice_usec > 0 ? slice_usec : 1);
+    uint64_t cpu0 = thread_cpu_ns();
     for (;;) {
         uint64_t t0 = now_ns();
         int rc = ioctl(v->fd, KVM_RUN, 0);
@@ -847,6 +859,7 @@ int pk_vcpu_run_here(struct pk_vcpu *v, int slice_usec) {
         if (rc < 0 && (err == EINTR || err == EAGAIN)) atomic_store(&v->kick, 1);
         if (decode(v, rc, err)) break;
     }
+    atomic_fetch_add(&v->cpu_ns, thread_cpu_ns() - cpu0);
     arm_slice(vm, 0);
 stopped:
     atomic_store(&vm->loop_in_guest, 0);

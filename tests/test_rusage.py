@@ -10,6 +10,9 @@ from conftest import compile_c
 
 PLATFORMS = [
     "ptrace",
+    pytest.param("kvm", marks=pytest.mark.skipif(
+        not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host: the KVM platform "
+                                               "cannot run")),
 ]
 
 

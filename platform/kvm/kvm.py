@@ -125,10 +125,18 @@ class KvmContext(PlatformContext):
                 raise OSError(-err[0], f"KVM: no vCPU for a new thread: {os.strerror(-err[0])}")
             self.vcpu = vcpu
             self.vcpu_id = lib.pk_vcpu_id(vcpu)
+            self.cpu_start = lib.pk_vcpu_cpu_ns(vcpu)     # a pooled vCPU counted before us
             self.platform.contexts[self.vcpu_id] = self
             if clean_fpstate:
                 self.set_fpstate(self.platform.initial_fpstate)
         return self.vcpu
+
+    def cpu_time_ns(self) -> int:
+        """The application's CPU time on this context: what its vCPU's thread spent in
+        the guest and answering syscalls in C since the context took it (not its waits)."""
+        if self.vcpu is None:
+            return 0
+        return lib.pk_vcpu_cpu_ns(self.vcpu) - self.cpu_start
 
     def resume(self):
         if self.aspace.handle is None:
