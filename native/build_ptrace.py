@@ -15,6 +15,7 @@ long ps_inject(int tid, struct user_regs_struct *scratch, long nr,
 long ps_inject_batch(int tid, struct user_regs_struct *scratch, unsigned long entries, long n);
 int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig);
 int ps_getregs(int tid, struct user_regs_struct *regs);
+int ps_getregs_at_syscall(int tid, struct user_regs_struct *regs);
 int ps_setregs(int tid, struct user_regs_struct *regs);
 int ps_getsiginfo(int tid, void *buf128);
 int ps_getfpregs(int tid, void *buf512);

@@ -287,6 +287,14 @@ int ps_resume(int tid, struct user_regs_struct *regs, int sysemu, int sig) {
 int ps_getregs(int tid, struct user_regs_struct *regs) {
     return getregs(tid, regs) < 0 ? -errno : 0;
 }
+
+/* ps_getregs at a syscall stop, and how the thread got there: 0 by the `syscall`
+ * instruction (which leaves rcx equal to the return address), 1 another way (int 0x80 or
+ * sysenter: the i386 ABI, whose registers mean something else). */
+int ps_getregs_at_syscall(int tid, struct user_regs_struct *regs) {
+    if (getregs(tid, regs) < 0) return -errno;
+    return regs->rcx != regs->rip;
+}
 int ps_setregs(int tid, struct user_regs_struct *regs) {
     return setregs(tid, regs) < 0 ? -errno : 0;
 }

@@ -252,3 +252,41 @@ def test_execveat_of_an_fd_and_its_flags_follow_linux():
         assert_same([compile_c("execveat"), d], "--volume", f"{d}:{d}")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_int80_is_sigsegv_as_on_a_linux_without_ia32_emulation():
+    # The sandbox's Linux has no i386 syscall ABI: `int $0x80` is a general-protection
+    # fault (SIGSEGV, SI_KERNEL, at the instruction) and performs nothing. Without this
+    # the sentry used to run the x86-64 syscall of that number with the i386 registers.
+    # Native Linux here has IA32 emulation, so this is checked against that rule, not run.
+    prog = compile_c(r'''
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <ucontext.h>
+#include <unistd.h>
+extern char int80_at[];
+static void on_signal(int s, siginfo_t *si, void *uc) {
+    ucontext_t *u = uc;
+    printf("signal %d code %d addr %p at the int %d\n", s, si->si_code, si->si_addr,
+           (char *)u->uc_mcontext.gregs[REG_RIP] == int80_at);
+    fflush(stdout);
+    _exit(0);
+}
+int main(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, 0);
+    sigaction(SIGILL, &sa, 0);
+    static const char msg[] = "i386 write ran\n";
+    /* i386 write(1, msg, 15): eax=4, ebx=1, ecx=msg, edx=15 */
+    __asm__ volatile("mov $4, %%eax\n mov $1, %%ebx\n mov %0, %%rcx\n mov $15, %%edx\n"
+                     ".globl int80_at\nint80_at: int $0x80"
+                     :: "r"(msg) : "rax", "rbx", "rcx", "rdx", "memory");
+    puts("returned");
+    return 0;
+}''')
+    box = run_sandbox([prog])
+    assert box.returncode == 0, box.stderr
+    assert box.stdout == b"signal 11 code 128 addr (nil) at the int 1\n"

@@ -395,6 +395,7 @@ class PtracePlatform(Platform):
     # only reads events), so a round trip allocates none.
     _SYSCALL_EVENT = Event(EV_SYSCALL)
     _INTERRUPT_EVENT = Event(EV_INTERRUPT)
+    _NO_IA32_EVENT = Event(EV_FAULT, signo=signal.SIGSEGV, code=0x80)     # SI_KERNEL
 
     def spin_for_event(self) -> bool:
         """Called by the loop before it sleeps. Collects the next stop (busy-waiting a few
@@ -446,11 +447,20 @@ class PtracePlatform(Platform):
                 yield ctx, Event(EV_GONE)
                 continue
             ctx.running = False
-            lib.ps_getregs(tid, ctx.regs)
             sig = (st >> 8) & 0xff
             if sig == SYSCALL_STOP:
-                yield ctx, self._SYSCALL_EVENT
-            elif sig == signal.SIGSTOP:
+                if lib.ps_getregs_at_syscall(tid, ctx.regs) != 1:
+                    yield ctx, self._SYSCALL_EVENT
+                    continue
+                # int 0x80 (or sysenter) from 64-bit code: the i386 syscall ABI, which the
+                # sandbox's Linux does not have (no IA32 emulation). There the instruction
+                # is a general-protection fault: SIGSEGV at it, nothing performed.
+                ctx.regs.rip -= 2
+                ctx.regs.orig_rax = (1 << 64) - 1
+                yield ctx, self._NO_IA32_EVENT
+                continue
+            lib.ps_getregs(tid, ctx.regs)
+            if sig == signal.SIGSTOP:
                 yield ctx, self._INTERRUPT_EVENT
             else:
                 info = ffi.new("char[128]")

@@ -35,6 +35,14 @@ REGNAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", 
             "gs_base", "ds", "es", "fs", "gs")
 
 
+def _is_int80(t, rip: int) -> bool:
+    """Whether the instruction at rip is `int $0x80` (the i386 syscall gate)."""
+    try:
+        return t.copy_in(rip, 2) == b"\xcd\x80"
+    except SysError:
+        return False
+
+
 class Kernel:
     def __init__(self, platform, memfile, vfs, strace=None, release=b"6.1.0-pysentry"):
         from ..syscalls.table import load_all
@@ -203,6 +211,12 @@ class Kernel:
         elif ev.signo == S.SIGSEGV and ev.code == S.SI_KERNEL:
             # #GP (e.g. a privileged instruction): Linux reports si_addr 0.
             info = pack_siginfo(S.SIGSEGV, S.SI_KERNEL)
+        elif ev.signo == S.SIGILL and _is_int80(t, ev.addr):
+            # int 0x80 with no IA32 emulation is a #GP on Linux; a platform may see #UD
+            # (KVM under PVM). The same SIGSEGV either way.
+            self.force_signal(t, S.SIGSEGV, pack_siginfo(S.SIGSEGV, S.SI_KERNEL))
+            self.return_to_user(t)
+            return
         else:
             info = ev.siginfo[:128]
         self.force_signal(t, ev.signo, info)
