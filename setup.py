@@ -20,5 +20,6 @@ PACKAGES = {
 setup(
     packages=list(PACKAGES),
     package_dir=PACKAGES,
-    cffi_modules=["native/build_ptrace.py:ffibuilder", "native/build_kvm.py:ffibuilder"],
+    cffi_modules=["native/build_ptrace.py:ffibuilder", "native/build_kvm.py:ffibuilder",
+                  "native/build_copy.py:ffibuilder"],
 )

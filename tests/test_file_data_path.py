@@ -157,9 +157,9 @@ def test_large_tmpfs_file_matches_host_tmpfs(vfs, host_file, plan):
 
 
 def test_tmpfs_read_mappings_are_capped_and_dropped(vfs, monkeypatch):
-    from pysentry.sentry.vfs import tmpfs
+    from pysentry.sentry.vfs import readmap
     v, ctx = vfs
-    monkeypatch.setattr(tmpfs, "MAPPED_FILES", 2)
+    monkeypatch.setattr(readmap, "MAX_MAPPINGS", 2)
     files = []
     for i in range(4):
         f = v.openat(ctx, None, b"/m%d" % i, os.O_CREAT | os.O_RDWR, 0o644)
@@ -170,15 +170,37 @@ def test_tmpfs_read_mappings_are_capped_and_dropped(vfs, monkeypatch):
         for f, data in files:
             assert pread(f, len(data), 0) == data
             assert pread(f, 100, PAGE - 50) == data[PAGE - 50:PAGE + 50]
-            assert f.inode.pages._view is not None       # this read went through a mapping
-            assert len(tmpfs._MAPPED) <= 2
-    # Shrinking drops the mapping first (a mapping past the memfd's end would fault).
+            assert f.inode.pages._map.addr                # this read went through a mapping
+            assert len(readmap._LIVE) <= 2
+    # Shrinking drops the mapping first, and a read after it maps what is left.
     f, data = files[-1]
     f.truncate(PAGE + 1)
-    assert f.inode.pages._view is None
+    assert f.inode.pages._map is None
     assert pread(f, 3 * PAGE, 0) == data[:PAGE + 1]
     for f, _ in files:
         f.decref()
+
+
+def test_a_read_mapping_survives_its_file_shrinking_under_it(tmp_path):
+    # A host file truncated behind the sentry's back (a volume shared with the host):
+    # copying from the part of the mapping past the new end is SIGBUS, which must end
+    # the copy with a short count, not the process.
+    from pysentry.sentry.vfs.readmap import ReadMapping
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * (8 * PAGE))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        m = ReadMapping(fd)
+        buf = bytearray(8 * PAGE)
+        assert m.copy(0, [memoryview(buf)], 8 * PAGE) == 8 * PAGE
+        os.truncate(path, 2 * PAGE + 10)
+        buf = bytearray(8 * PAGE)
+        got = m.copy(0, [memoryview(buf)], 8 * PAGE)      # the caller's size is stale
+        assert 2 * PAGE + 10 <= got < 8 * PAGE
+        assert bytes(buf[:2 * PAGE + 10]) == b"a" * (2 * PAGE + 10)
+        m.close()
+    finally:
+        os.close(fd)
 
 
 def test_large_tmpfs_file_space_is_charged_and_refunded():

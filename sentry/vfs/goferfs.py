@@ -75,6 +75,7 @@ from typing import NamedTuple
 
 from ..kernel.errors import SysError
 from . import iov
+from .readmap import ReadMapping
 from .file import RegularFile
 from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_REPLACE, Dirent, Filesystem,
                     Inode)
@@ -183,17 +184,41 @@ def _lseek(fd: int, offset: int, whence: int) -> int:
 
 # == fids and handles =====================================================================
 
+# Reads at least this large copy out of a mapping of the donated fd (readmap.py says why);
+# below it the host's preadv costs less than the size check and the mapped copy's set-up.
+MAPPED_READ_MIN = 128 * 1024
+
+
+def _mapped_read(h, offset: int, dst) -> int | None:
+    """A read of the donated fd through its read mapping, clipped to the host's size of
+    the file now (the host is the authority: a shared volume may change under us)."""
+    try:
+        size = os.fstat(h.fd).st_size
+    except OSError:
+        return None
+    if offset >= size:
+        return 0
+    if h.map is None:
+        h.map = ReadMapping(h.fd)
+    return h.map.copy(offset, dst, size)
+
+
 class _Handle:
-    """An opened fid and the host fd donated with it (None: use Tread/Twrite)."""
-    __slots__ = ("fid", "fd", "readable", "writable")
+    """An opened fid and the host fd donated with it (None: use Tread/Twrite), and a read
+    mapping of that fd for large reads (readmap.py), made when first needed."""
+    __slots__ = ("fid", "fd", "readable", "writable", "map")
 
     def __init__(self, fid: int, fd, readable: bool, writable: bool):
         self.fid = fid
         self.fd = fd
         self.readable = readable
         self.writable = writable
+        self.map = None
 
     def drop(self, doomed: list) -> None:
+        if self.map is not None:
+            self.map.close()
+            self.map = None
         if self.fd is not None:
             fd, self.fd = self.fd, None
             try:
@@ -722,10 +747,15 @@ class GoferFile(GoferInode):
 
     # -- data ----------------------------------------------------------------------------
     def read(self, offset: int, dst) -> int:
-        if not iov.total(dst):
+        total = iov.total(dst)
+        if not total:
             return 0
         h = self.handle(write=False)
         if h.fd is not None:
+            if total >= MAPPED_READ_MIN:
+                got = _mapped_read(h, offset, dst)
+                if got is not None:
+                    return got
             return iov.host_preadv(h.fd, dst, offset)
         return self.fs.p9().read_into(h.fid, offset, dst)
 

@@ -11,10 +11,8 @@ per entry plus 40.
 from __future__ import annotations
 
 import bisect
-import collections
 import errno
 import itertools
-import mmap
 import os
 import stat as _st
 import weakref
@@ -23,6 +21,7 @@ from ..kernel.errors import SysError
 from .inode import (RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, Dirent,
                     Filesystem, Inode)
 from . import iov
+from .readmap import ReadMapping
 from ..mm.pageranges import PageRanges
 from .stat import TMPFS_MAGIC, StatFS
 
@@ -96,13 +95,6 @@ def _memfd_budget() -> int:
     return max(soft, 64) // 4 if soft != resource.RLIM_INFINITY else 1 << 16
 
 
-# The tmpfs files with a read mapping, least recently read first. Each mapping is one VMA
-# of the sentry's own address space, so their number is capped well below the host's
-# vm.max_map_count; the oldest is unmapped to make room.
-MAPPED_FILES = 256
-_MAPPED: "collections.OrderedDict[FileData, None]" = collections.OrderedDict()
-
-
 class FileData:
     """The bytes of one regular tmpfs file, sparse, in pages.
 
@@ -116,13 +108,12 @@ class FileData:
     in it past SMALL_PAGES only when the memfd budget (MEMFDS) is spent.
 
     Reads of pages that all hold data copy from a read-only mapping of the memfd
-    (`_map`): a user-space copy runs at memory speed, where the host's shmem read path
-    takes ~2.4x as long per MiB (bench/results/optimizations.md). A range with a hole
-    goes through preadv, which reads holes as zeros without allocating them (touching a
-    hole through the mapping would). Invariant that keeps the sentry safe from SIGBUS:
-    a mapping never reaches past the memfd's size; set_size drops it before shrinking.
+    (`_map`, readmap.py): a user-space copy runs at memory speed, where the host's shmem
+    read path takes ~2.4x as long per MiB. A range with a hole goes through preadv, which
+    reads holes as zeros without allocating them (touching a hole through the mapping
+    would). set_size drops the mapping before a shrink, so it stays within the memfd.
     """
-    __slots__ = ("small", "fd", "held", "_map", "_view", "__weakref__")
+    __slots__ = ("small", "fd", "held", "_map")
     SMALL_PAGES = 16      # small mode: at most this many pages (a few Python steps per call)
     MEMFDS = _memfd_budget()
     memfds_open = 0       # over every tmpfs of the process
@@ -131,8 +122,7 @@ class FileData:
         self.small: dict[int, bytearray] | None = {}
         self.fd: int | None = None
         self.held = PageRanges()
-        self._map: mmap.mmap | None = None
-        self._view: memoryview | None = None
+        self._map: ReadMapping | None = None
 
     def __len__(self) -> int:
         if self.small is not None:
@@ -174,45 +164,18 @@ class FileData:
         file's size (and the memfd's)."""
         end = min(offset + iov.total(dst), size)
         if self.held.covers(offset // PAGE, (end + PAGE - 1) // PAGE):
-            view = self._view
-            if view is None or len(view) < end:
-                view = self._mapping()
-            if view is not None and len(view) >= end:
-                pos = offset
-                for d in dst:
-                    n = min(len(d), end - pos)
-                    if n <= 0:
-                        break
-                    d[:n] = view[pos:pos + n]
-                    pos += n
-                _MAPPED.move_to_end(self)
-                return end - offset
+            if self._map is None:
+                self._map = ReadMapping(self.fd)
+            got = self._map.copy(offset, dst, size)
+            if got is not None:
+                return got
         # The memfd's size is the file's: preadv stops at the end by itself.
         return iov.host_preadv(self.fd, dst, offset)
 
-    def _mapping(self) -> memoryview | None:
-        """A view of a fresh read-only mapping of the whole memfd, as long as the host
-        says it is now (never past its end); None when the host will not map it (the
-        caller reads with preadv instead)."""
-        self.unmap()
-        try:
-            m = mmap.mmap(self.fd, os.fstat(self.fd).st_size, mmap.MAP_SHARED,
-                          mmap.PROT_READ)
-        except (OSError, ValueError):
-            return None
-        self._map, self._view = m, memoryview(m)
-        _MAPPED[self] = None
-        if len(_MAPPED) > MAPPED_FILES:
-            oldest = next(iter(_MAPPED))
-            oldest.unmap()
-        return self._view
-
     def unmap(self) -> None:
         if self._map is not None:
-            self._view.release()
             self._map.close()
-            self._map = self._view = None
-            _MAPPED.pop(self, None)
+            self._map = None
 
     def new_pages(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """The runs of pages in [lo, hi) that hold no data yet (memfd mode)."""
