@@ -165,7 +165,7 @@ class FileData:
         end = min(offset + iov.total(dst), size)
         if self.held.covers(offset // PAGE, (end + PAGE - 1) // PAGE):
             if self._map is None:
-                self._map = ReadMapping(self.fd)
+                self._map = ReadMapping(self.fd, may_shrink=False)
             got = self._map.copy(offset, dst, size)
             if got is not None:
                 return got
