@@ -189,15 +189,16 @@ def _lseek(fd: int, offset: int, whence: int) -> int:
 MAPPED_READ_MIN = 128 * 1024
 
 
-def _mapped_read(h, offset: int, dst) -> int | None:
-    """A read of the donated fd through its read mapping, clipped to the host's size of
-    the file now (the host is the authority: a shared volume may change under us)."""
-    try:
-        size = os.fstat(h.fd).st_size
-    except OSError:
-        return None
-    if offset >= size:
-        return 0
+def _mapped_read(h, offset: int, dst, size: int | None) -> int | None:
+    """A read of the donated fd through its read mapping, clipped to `size`, or to the
+    host's size of the file now when None (a shared tree may change under us)."""
+    if size is None:
+        try:
+            size = os.fstat(h.fd).st_size
+        except OSError:
+            return None
+        if offset >= size:
+            return 0
     if h.map is None:
         h.map = ReadMapping(h.fd)
     return h.map.copy(offset, dst, size)
@@ -753,7 +754,15 @@ class GoferFile(GoferInode):
         h = self.handle(write=False)
         if h.fd is not None:
             if total >= MAPPED_READ_MIN:
-                got = _mapped_read(h, offset, dst)
+                # In an exclusive tree the sentry's size is the file's, and a read that
+                # stays below it needs no host call to learn where the file ends; one
+                # that reaches the end takes preadv, which sees the host's own end.
+                if self.fs.shared:
+                    got = _mapped_read(h, offset, dst, None)
+                elif offset + total <= self.size:
+                    got = _mapped_read(h, offset, dst, self.size)
+                else:
+                    got = None
                 if got is not None:
                     return got
             return iov.host_preadv(h.fd, dst, offset)
