@@ -451,19 +451,29 @@ static int serve_here(struct pk_vcpu *v) {
 /* Arbitrary, with the high bit set, so that a load that received it is recognisable. */
 #define WINDOW_SENTINEL 0xa5c3f0e1u
 
-/* Finish the pending emulated read now: left open, KVM would complete it at the next entry
- * and overwrite the registers the kernel gave that entry with the emulator's (its
+/* Finish the pending emulated access now: left open, KVM would complete it at the next
+ * entry and overwrite the registers the kernel gave that entry with the emulator's (its
  * destination register and rip). An entry with immediate_exit completes it and returns
- * EINTR before running the guest; the sync-regs area then holds the completed state. */
+ * EINTR before running the guest; the sync-regs area then holds the completed state. An
+ * access wider than 8 bytes (SSE, rep movs) comes in 8-byte pieces, each one more MMIO
+ * exit of the window on the completion entry: reads get zeros, until the last. Returns
+ * how many pieces followed the first (0 for a single access), or -EIO. */
 static int complete_mmio(struct pk_vcpu *v) {
     struct kvm_run *run = v->run;
-    run->kvm_dirty_regs = 0;
-    run->kvm_valid_regs = KVM_SYNC_X86_REGS;
-    run->immediate_exit = 1;
-    int rc = ioctl(v->fd, KVM_RUN, 0);
-    int err = rc < 0 ? errno : 0;
-    run->immediate_exit = 0;
-    return rc < 0 && (err == EINTR || err == EAGAIN) ? 0 : -EIO;
+    for (int more = 0; more <= 4096; more++) {
+        run->kvm_dirty_regs = 0;
+        run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+        run->immediate_exit = 1;
+        int rc = ioctl(v->fd, KVM_RUN, 0);
+        int err = rc < 0 ? errno : 0;
+        run->immediate_exit = 0;
+        if (rc < 0) return err == EINTR || err == EAGAIN ? more : -EIO;
+        if (run->exit_reason != KVM_EXIT_MMIO ||
+            run->mmio.phys_addr - PK_WINDOW_GPA >= PK_WINDOW_SIZE)
+            return -EIO;
+        if (!run->mmio.is_write) memset(run->mmio.data, 0, sizeof run->mmio.data);
+    }
+    return -EIO;
 }
 
 /* A single-stepping guest (TF) gets a #DB queued by the emulator for the completed load;
@@ -496,7 +506,8 @@ static int decode_window(struct pk_vcpu *v) {
         memset(run->mmio.data, 0, sizeof run->mmio.data);
         memcpy(run->mmio.data, &s, sizeof s);
     }
-    if (complete_mmio(v) < 0) {
+    int more = complete_mmio(v);
+    if (more < 0) {
         ev->kind = PK_EV_GONE;
         ev->exit_reason = KVM_EXIT_MMIO;
         ev->detail = before.rip;
@@ -513,8 +524,8 @@ static int decode_window(struct pk_vcpu *v) {
     struct kvm_regs got = *k;
     got.rflags &= ~0x10000ULL;
     uint64_t slot = va - PK_SYSCALL_WINDOW;
-    if (!is_write && len == 4 && slot < 4ULL * PK_SYSCALL_WINDOW_NR && (slot & 3) == 0 &&
-        memcmp(&got, &expect, sizeof got) == 0) {
+    if (!is_write && len == 4 && !more && slot < 4ULL * PK_SYSCALL_WINDOW_NR &&
+        (slot & 3) == 0 && memcmp(&got, &expect, sizeof got) == 0) {
         if (before.rflags & 0x100) drop_queued_debug_trap(v);
         u->rip = before.rip + 7;
         u->rcx = u->rip;                               /* what `syscall` leaves */
@@ -636,6 +647,22 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
         ev->kind = PK_EV_SYSCALL;
         return 1;
     }
+    if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
+        run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && k->rip < PK_USER_TOP) {
+        /* An application instruction KVM could not emulate: the only memory it can make
+         * KVM emulate is the syscall window (a kernel address to Linux), so this is what
+         * Linux makes of it, a fault; the instruction did not complete. #GP: SIGSEGV. */
+        gprs_to_user(k, u);
+        u->rip = k->rip;
+        u->rsp = k->rsp;
+        u->eflags = k->rflags;
+        u->orig_rax = (uint64_t)-1;
+        v->in_user = 1;
+        ev->kind = PK_EV_FAULT;
+        ev->vector = 13;
+        ev->error = 0;
+        return 1;
+    }
     ev->kind = PK_EV_GONE;
     ev->exit_reason = (int)run->exit_reason;
     ev->detail = k->rip;
@@ -725,8 +752,10 @@ void pk_vm_warm(struct pk_vm *vm) {
 void pk_vcpu_put(struct pk_vcpu *v) {
     atomic_store(&v->serve, 0);     /* the next owner pushes its own ids */
     memset(v->muted, 0, sizeof v->muted);   /* and has sites of its own */
-    v->in_use = 0;
     v->as = NULL;
+    /* A vCPU that stopped for good may hold state KVM left half done (an emulation): it
+     * is never given to another process. */
+    if (v->ev.kind != PK_EV_GONE) v->in_use = 0;
 }
 int pk_vcpu_id(struct pk_vcpu *v) { return v->id; }
 struct pk_vcpu *pk_vcpu_by_id(struct pk_vm *vm, int id) {
