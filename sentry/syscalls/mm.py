@@ -142,9 +142,11 @@ def sys_madvise(t, addr, length, advice, *_):
             if not v.shared:
                 mm.zero_range(v, lo, hi)
             elif advice == MADV_REMOVE and v.region.filemap is None:
-                # Shared anonymous memory is shmem: the pages go back for every sharer.
+                # Shared anonymous memory is shmem: the pages go back to the host (a hole
+                # in the memory file) and read as zero for every sharer, as Linux frees
+                # them; nothing is written or allocated.
                 off = v.region.off + (v.rpg + ((lo - v.start) >> 12)) * PAGE
-                mm.memfile.view[off:off + (hi - lo)] = bytes(hi - lo)
+                mm.memfile.release_inplace(off, (hi - lo) >> 12)
     if not mm.covers(addr, end):
         raise SysError(errno.ENOMEM)              # a hole in the range, as Linux reports
     return 0

@@ -37,14 +37,26 @@ def do_clone(t, flags, stack, ptid, ctid, tls):
     if flags & CLONE_PIDFD:
         raise SysError(errno.EINVAL)
     parent = t
+    # The platform may run out of threads or address spaces (KVM: 511 vCPUs): that is
+    # clone's EAGAIN (ENOMEM for an address space) with nothing changed, as on Linux.
     if flags & CLONE_VM:
         mm = t.mm
+        try:
+            ctx = k.platform.new_context(mm.pas)
+        except (OSError, MemoryError):
+            raise SysError(errno.EAGAIN) from None
         mm.users += 1
-        ctx = k.platform.new_context(mm.pas)
     else:
-        pas = k.platform.new_address_space(k.memfile)
+        try:
+            pas = k.platform.new_address_space(k.memfile)
+        except (OSError, MemoryError):
+            raise SysError(errno.ENOMEM) from None
         mm = t.mm.fork(pas, sp=t.ctx.regs.rsp if not stack else None)
-        ctx = k.platform.new_context(pas)
+        try:
+            ctx = k.platform.new_context(pas)
+        except (OSError, MemoryError):
+            mm.release()
+            raise SysError(errno.EAGAIN) from None
     tid = k.alloc_pid()
     if flags & CLONE_THREAD:
         tg = t.tg
