@@ -19,12 +19,12 @@ import errno
 import struct
 
 from . import signals as S
+from ..mm.addrspace import USER_PTR_MAX
 from .sigframe import pack_siginfo
 
 VSYSCALL_PAGE = 0xffffffffff600000
 SYS_SECCOMP = 1                      # si_code of a seccomp SIGSYS
 SEGV_MAPERR = 1
-USER_PTR_MAX = 0x7ffffffff000        # the highest address Linux's access_ok accepts
 
 # Entry offset -> (syscall number, how many of rdi, rsi are pointers it writes through)
 _ENTRIES = {

@@ -53,6 +53,7 @@ MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x0100, 0x100000
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 
 MMAP_MIN_ADDR = 0x10000
+USER_PTR_MAX = 0x7ffffffff000      # the highest address Linux's access_ok accepts
 COW_HOT_MAX = 16
 
 # vm.max_map_count of the Linux the sandbox presents (Linux's default), unless the sentry's

@@ -19,6 +19,7 @@ from ..vfs.fdtable import FDTable
 from ..vfs.file import RegularFile
 from ..vfs.iov import advance, copy_into, total as iov_total
 from ..mm import filemap
+from ..mm.addrspace import USER_PTR_MAX
 from ..mm.userbuf import UserBuffer
 from ..vfs.unix import MSG_NOSIGNAL, SocketFile
 from ..vfs.pipe import make_pipe
@@ -383,7 +384,8 @@ def _iovec_ranges(t, iov, cnt) -> list:
     # MAX_RW_COUNT (Linux's import_iovec, in that order).
     top, room = t.mm.max_addr, MAX_RW_COUNT
     for i, (base, ln) in enumerate(vecs):
-        if ln and base + ln > top:
+        # (Even an empty buffer must start in user space: access_ok looks at the address.)
+        if base + ln > top and (ln or base > USER_PTR_MAX):
             raise SysError(errno.EFAULT)
         if ln > room:
             vecs[i] = (base, room)
