@@ -178,6 +178,8 @@ def sys_alarm(t, seconds, *_):
 @syscall("clock_settime", ("int", "ptr"), note="the sandbox may not set the host's clocks")
 def sys_clock_settime(t, clk, ts, *_):
     clk = _signed32(clk)
+    if _cpu_clock(t, clk) is not None:
+        raise SysError(errno.EPERM)      # a CPU-time clock cannot be set (EINVAL if invalid)
     if clk not in (0, 11):
         raise SysError(errno.EINVAL)
     _read_ts(t, ts)
