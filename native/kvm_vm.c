@@ -562,6 +562,19 @@ static int serve_or_probe(struct pk_vcpu *v) {
     return 0;
 }
 
+/* The vCPU stopped in ring 3 (a kick, an instruction that could not run): the task's
+ * registers are the guest's as they are, with no syscall under way. */
+static void stopped_in_user(struct pk_vcpu *v) {
+    struct kvm_regs *k = &v->run->s.regs.regs;
+    struct user_regs_struct *u = v->regs;
+    gprs_to_user(k, u);
+    u->rip = k->rip;
+    u->rsp = k->rsp;
+    u->eflags = k->rflags;
+    u->orig_rax = (uint64_t)-1;
+    v->in_user = 1;
+}
+
 /* Decode a stop. Returns 1 when it is reported to the loop, 0 to keep running. */
 static int decode(struct pk_vcpu *v, int rc, int err) {
     struct kvm_run *run = v->run;
@@ -582,12 +595,7 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
             ev->kind = PK_EV_INTERRUPT;                 /* before the iretq: regs unchanged */
             return 1;
         }
-        gprs_to_user(k, u);
-        u->rip = k->rip;
-        u->rsp = k->rsp;
-        u->eflags = k->rflags;
-        u->orig_rax = (uint64_t)-1;
-        v->in_user = 1;
+        stopped_in_user(v);
         ev->kind = PK_EV_INTERRUPT;
         return 1;
     }
@@ -652,12 +660,7 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
         /* An application instruction KVM could not emulate: the only memory it can make
          * KVM emulate is the syscall window (a kernel address to Linux), so this is what
          * Linux makes of it, a fault; the instruction did not complete. #GP: SIGSEGV. */
-        gprs_to_user(k, u);
-        u->rip = k->rip;
-        u->rsp = k->rsp;
-        u->eflags = k->rflags;
-        u->orig_rax = (uint64_t)-1;
-        v->in_user = 1;
+        stopped_in_user(v);
         ev->kind = PK_EV_FAULT;
         ev->vector = 13;
         ev->error = 0;

@@ -117,20 +117,8 @@ def _copy_data(mf, src: int, dst: int, length: int) -> None:
     if length <= COPY_WHOLE_MAX:
         mf.view[dst:dst + length] = mf.view[src:src + length]
         return
-    end = src + length
-    pos = src
-    while pos < end:
-        try:
-            a = os.lseek(mf.fd, pos, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:
-                return                           # no data past pos at all
-            raise
-        if a >= end:
-            return
-        b = min(os.lseek(mf.fd, a, os.SEEK_HOLE), end)
+    for a, b in mf.data_runs(src, src + length):
         mf.view[dst + (a - src):dst + (b - src)] = mf.view[a:b]
-        pos = b
 
 
 class Region:

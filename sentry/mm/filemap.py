@@ -227,20 +227,9 @@ class FileMap:
 
     def _data_extents_of_region(self, lo: int, hi: int):
         """Sub-ranges of file offsets [lo, hi) whose region pages hold data (not holes)."""
-        fd, base = self.memfile.fd, self.region.off
-        pos = lo
-        while pos < hi:
-            try:
-                a = os.lseek(fd, base + pos, os.SEEK_DATA) - base
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:
-                    return
-                raise
-            if a >= hi:
-                return
-            b = min(os.lseek(fd, base + a, os.SEEK_HOLE) - base, hi)
-            yield a, b
-            pos = b
+        base = self.region.off
+        for a, b in self.memfile.data_runs(base + lo, base + hi):
+            yield a - base, b - base
 
     def sync(self) -> None:
         """Write the whole file back (fsync, sandbox exit); the FileMap stays dirty only if

@@ -130,8 +130,13 @@ class MemoryFile:
         if npages <= ZERO_WHOLE_PAGES:
             self.view[off:off + n] = self._zeros[:n]
             return
-        end = off + n
-        pos = off
+        for a, b in self.data_runs(off, off + n):
+            self.view[a:b] = self._zeros[:b - a]
+
+    def data_runs(self, start: int, end: int):
+        """The runs [a, b) of [start, end) where the file holds data (not holes), in
+        order (SEEK_DATA/SEEK_HOLE)."""
+        pos = start
         while pos < end:
             try:
                 a = os.lseek(self.fd, pos, os.SEEK_DATA)
@@ -142,7 +147,7 @@ class MemoryFile:
             if a >= end:
                 return
             b = min(os.lseek(self.fd, a, os.SEEK_HOLE), end)
-            self.view[a:b] = self._zeros[:b - a]
+            yield a, b
             pos = b
 
     def release(self, off: int, npages: int) -> None:
