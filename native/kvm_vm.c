@@ -319,7 +319,8 @@ int pk_vm_spin(struct pk_vm *vm, int usec) {
     return got || atomic_load(&vm->ring_count) != 0;
 }
 
-static void report(struct pk_vcpu *v) {
+/* Put a stopped vCPU's id on the completion ring. */
+static void push_stop(struct pk_vcpu *v) {
     struct pk_vm *vm = v->vm;
     atomic_store(&v->kick, 0);
     pthread_mutex_lock(&vm->lock);
@@ -328,6 +329,11 @@ static void report(struct pk_vcpu *v) {
     atomic_store(&v->running, 0);
     atomic_fetch_add(&vm->ring_count, 1);
     pthread_mutex_unlock(&vm->lock);
+}
+
+static void report(struct pk_vcpu *v) {
+    struct pk_vm *vm = v->vm;
+    push_stop(v);
     /* A loop thread inside a direct run sees nothing but a signal: stop it (its guest is
      * stopped with EV_INTERRUPT, see pk_vcpu_run_here). Paired with its ring check after
      * it sets loop_in_guest: either it sees this stop or this sees the flag. */
@@ -899,13 +905,7 @@ stopped:
     v->direct = 0;
     vm->stat_direct++;
     /* Onto the ring like a thread's stop, but the loop is this thread: no wakeup. */
-    atomic_store(&v->kick, 0);
-    pthread_mutex_lock(&vm->lock);
-    vm->ring[vm->ring_tail] = v->id;
-    vm->ring_tail = (vm->ring_tail + 1) % (PK_MAX_VCPUS + 1);
-    atomic_store(&v->running, 0);
-    atomic_fetch_add(&vm->ring_count, 1);
-    pthread_mutex_unlock(&vm->lock);
+    push_stop(v);
     vm->stat_direct_ns += now_ns() - t_start;
     return 1;
 }
