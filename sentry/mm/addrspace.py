@@ -451,15 +451,9 @@ class AddressSpace:
         if addr % PAGE:
             raise SysError(errno.EINVAL)
         end = page_up(addr + length)
+        if not self.covers(addr, end):
+            raise SysError(errno.ENOMEM)         # Linux: any part of the range unmapped
         hit = self._overlapping(addr, end)
-        # Linux: ENOMEM if any part of the range is unmapped.
-        covered = addr
-        for v in hit:
-            if v.start > covered:
-                raise SysError(errno.ENOMEM)
-            covered = v.end
-        if covered < end:
-            raise SysError(errno.ENOMEM)
         if prot & PROT_WRITE and any(not v.maywrite for v in hit):
             raise SysError(errno.EACCES)
         # VMAs that already have the protection are left whole, as Linux leaves them.

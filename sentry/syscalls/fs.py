@@ -268,12 +268,8 @@ LAST_READ_CHUNK = 64 << 20
 def _read_chunked(t, desc, ranges, offset):
     """Read a non-waiting file into the (address, length) ranges in growing chunks,
     stopping at the first short read. A buffer that turns inaccessible part-way gets the
-    bytes before the fault; only a fault before any byte is EFAULT, as on Linux."""
-    top = t.mm.max_addr
-    for base, ln in ranges:
-        if base + ln > top:
-            # Linux's access_ok refuses the whole call before copying anything.
-            raise SysError(errno.EFAULT)
+    bytes before the fault; only a fault before any byte is EFAULT, as on Linux. The
+    ranges lie in user space (the caller checked, as Linux's access_ok does first)."""
     done, chunk = 0, FIRST_READ_CHUNK
     ranges = list(ranges)
     while ranges:
@@ -325,6 +321,8 @@ def _read(t, fd, buf, count, offset):
         try:
             if count <= FIRST_READ_CHUNK:
                 return desc.read(t.mm.views(buf, count, True, True) if count else [], offset)
+            if buf + count > t.mm.max_addr:
+                raise SysError(errno.EFAULT)     # access_ok: the whole buffer, first
             return _read_chunked(t, desc, [(buf, count)], offset)
         except WouldBlock:
             pass
@@ -400,13 +398,9 @@ def _iovec_buffer(t, iov, cnt, write):
     return ub.views
 
 
-def _iovecs(t, iov, cnt, write, partial=False):
-    """The views of an iovec array; with `partial`, a fault part-way ends the list there
-    (EFAULT only if no byte at all is accessible)."""
-    return _views_of(t, _iovec_ranges(t, iov, cnt), write, partial)
-
-
 def _views_of(t, vecs, write, partial):
+    """The views of checked (address, length) ranges; with `partial`, a fault part-way
+    ends the list there (EFAULT only if no byte at all is accessible)."""
     views = []
     for base, ln in vecs:
         if not ln:
@@ -442,7 +436,7 @@ def _vwrite(t, fd, iov, cnt, offset):
     desc = t.fdtable.get(s32(fd))
     if not desc.stream and not isinstance(desc, SocketFile):
         try:
-            return desc.write(_iovecs(t, iov, cnt, False, True), offset)
+            return desc.write(_views_of(t, _iovec_ranges(t, iov, cnt), False, True), offset)
         except WouldBlock:
             pass
         except SysError as e:

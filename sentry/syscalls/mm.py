@@ -304,8 +304,7 @@ def sys_mincore(t, addr, length, vec, *_):
     if addr % PAGE:
         raise SysError(errno.EINVAL)
     n = page_up(length) // PAGE
-    for i in range(n):
-        if t.mm.find(addr + i * PAGE) is None:
-            raise SysError(errno.ENOMEM)
+    if not t.mm.covers(addr, addr + n * PAGE):
+        raise SysError(errno.ENOMEM)
     t.mm.write(vec, b"\1" * n)
     return 0
