@@ -22,6 +22,12 @@ PROGS = pathlib.Path(__file__).resolve().parent / "progs"
 BUILD = pathlib.Path(os.environ.get("PYSENTRY_TEST_BUILD", "/var/tmp/pysentry-test-build"))
 SANDBOX_TIMEOUT = 120
 
+# The KVM platform needs /dev/kvm; tests of it skip, with this reason, where it is absent.
+NEEDS_KVM = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
+                               reason="no /dev/kvm on this host: the KVM platform cannot run")
+# Both platforms, for tests parametrized over them.
+PLATFORMS = ["ptrace", pytest.param("kvm", marks=NEEDS_KVM)]
+
 
 def compile_c(name_or_src: str, static: bool = True, extra=()) -> str:
     """Compile tests/progs/NAME.c (or C source text) once per content; return the binary."""

@@ -10,18 +10,12 @@ import stat
 
 import pytest
 
-from conftest import compile_c, run_native, run_sandbox
+from conftest import PLATFORMS, compile_c, run_native, run_sandbox
 from pysentry.sentry.kernel import caps as C
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.vfs import perm
 from pysentry.sentry.vfs.context import Creds
 
-PLATFORMS = [
-    "ptrace",
-    pytest.param("kvm", marks=pytest.mark.skipif(
-        not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host: the KVM platform "
-                                               "cannot run")),
-]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the native run must start as "
                                                           "root to have capabilities to drop")
 

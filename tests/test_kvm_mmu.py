@@ -6,12 +6,10 @@ Native Linux is the oracle where a program's output is compared."""
 import os
 import subprocess
 
-import pytest
 
-from conftest import memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
+from conftest import NEEDS_KVM, memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+pytestmark = NEEDS_KVM
 
 
 def same_on_kvm(src):

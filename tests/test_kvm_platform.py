@@ -1,14 +1,11 @@
 """KVM-specific paths: faults to signals, FPU/vector state per task, vCPU threads, page
 tables and copy-on-write, checked against native Linux where Linux is the oracle."""
-import os
 import subprocess
 
-import pytest
 
-from conftest import memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
+from conftest import NEEDS_KVM, memory_file_bytes, compile_c, run_native, run_sandbox, sandbox_cmd
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+pytestmark = NEEDS_KVM
 
 
 def same_on_kvm(src, *args):

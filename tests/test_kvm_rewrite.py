@@ -6,12 +6,10 @@ Each test also checks, from the platform's statistics, that the path it is about
 import os
 import re
 
-import pytest
 
-from conftest import compile_c, run_native, run_sandbox
+from conftest import NEEDS_KVM, compile_c, run_native, run_sandbox
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+pytestmark = NEEDS_KVM
 
 STATS = re.compile(rb"KVM platform statistics: (\{.*\})")
 REWRITE_ON = {**os.environ, "PYSENTRY_KVM_REWRITE": "1"}

@@ -10,10 +10,9 @@ import tempfile
 
 import pytest
 
-from conftest import compile_c, run_native, run_sandbox
+from conftest import NEEDS_KVM, compile_c, run_native, run_sandbox
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+pytestmark = NEEDS_KVM
 
 
 def _run_with_kvm_replaced_by(path):

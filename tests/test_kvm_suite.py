@@ -4,7 +4,6 @@ Every test imported here calls conftest.run_sandbox/assert_same, which build the
 line with conftest.sandbox_cmd; the fixture below makes that command choose
 --platform=kvm, so the same programs are compared with native Linux on KVM too.
 """
-import os
 
 import pytest
 
@@ -30,5 +29,4 @@ from test_shell import *  # noqa: E402,F401,F403
 from test_unix_sockets import *  # noqa: E402,F401,F403
 from test_volumes import *  # noqa: E402,F401,F403
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/kvm"),
-                                reason="no /dev/kvm on this host: the KVM platform cannot run")
+pytestmark = conftest.NEEDS_KVM

@@ -12,19 +12,13 @@ import os
 
 import pytest
 
-from conftest import compile_c, run_native, run_sandbox
+from conftest import PLATFORMS, compile_c, run_native, run_sandbox
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.mm.addrspace import (COW_MAP_RESERVE, PROT_READ, PROT_WRITE, SEGV_ACCERR,
                                           SEGV_MAPERR, AddressSpace, max_map_count)
 from pysentry.sentry.mm.memfile import PAGE, MemoryFile
 
 SMALL_LIMIT = 2000
-PLATFORMS = [
-    "ptrace",
-    pytest.param("kvm", marks=pytest.mark.skipif(
-        not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host: the KVM platform "
-                                               "cannot run")),
-]
 
 
 def _host_limit() -> int:

@@ -1,19 +1,12 @@
 """Resource usage (getrusage, times, wait4/waitid rusage, the CPU-time clocks, ru_maxrss)
 across exited threads, reaped children and grandchildren, and an exec: compared with
 native Linux, on each platform."""
-import os
 
 import pytest
 
 import conftest
-from conftest import compile_c
+from conftest import PLATFORMS, compile_c
 
-PLATFORMS = [
-    "ptrace",
-    pytest.param("kvm", marks=pytest.mark.skipif(
-        not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host: the KVM platform "
-                                               "cannot run")),
-]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

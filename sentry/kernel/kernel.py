@@ -200,7 +200,8 @@ class Kernel:
             if call is not None:
                 vsyscall.serve(self, t, *call)
                 return
-        if ev.signo == S.SIGSEGV and ev.code in (SEGV_MAPERR, SEGV_ACCERR):
+        signo = ev.signo
+        if signo == S.SIGSEGV and ev.code in (SEGV_MAPERR, SEGV_ACCERR):
             if t.mm.handle_fault(ev.addr, ev.code):
                 self.resume(t)
                 return
@@ -208,18 +209,15 @@ class Kernel:
             # in the platform (the host says MAPERR) but Linux calls it an access error.
             code = SEGV_ACCERR if t.mm.find(ev.addr) is not None else SEGV_MAPERR
             info = pack_siginfo(S.SIGSEGV, code, addr=ev.addr)
-        elif ev.signo == S.SIGSEGV and ev.code == S.SI_KERNEL:
+        elif signo == S.SIGSEGV and ev.code == S.SI_KERNEL or (
+                # int 0x80 with no IA32 emulation is a #GP on Linux; a platform may see
+                # #UD there (KVM under PVM). The same SIGSEGV either way.
+                signo == S.SIGILL and _is_int80(t, ev.addr)):
             # #GP (e.g. a privileged instruction): Linux reports si_addr 0.
-            info = pack_siginfo(S.SIGSEGV, S.SI_KERNEL)
-        elif ev.signo == S.SIGILL and _is_int80(t, ev.addr):
-            # int 0x80 with no IA32 emulation is a #GP on Linux; a platform may see #UD
-            # (KVM under PVM). The same SIGSEGV either way.
-            self.force_signal(t, S.SIGSEGV, pack_siginfo(S.SIGSEGV, S.SI_KERNEL))
-            self.return_to_user(t)
-            return
+            signo, info = S.SIGSEGV, pack_siginfo(S.SIGSEGV, S.SI_KERNEL)
         else:
             info = ev.siginfo[:128]
-        self.force_signal(t, ev.signo, info)
+        self.force_signal(t, signo, info)
         self.return_to_user(t)
 
     # ---- syscalls --------------------------------------------------------------------
