@@ -1,4 +1,5 @@
 """Tasks (threads), thread groups (processes), process groups and sessions."""
+from . import caps
 from .signals import PendingSet, SignalHandlers
 from .wait import WaitQueue
 
@@ -126,7 +127,6 @@ class Task:
 
 def _path_context(self):
     from ..vfs.context import Creds, PathContext
-    from . import caps
     tg = self.tg
     creds = Creds(tg.uid, tg.gid, tg.euid, tg.egid, tg.fsuid, tg.fsgid, tuple(tg.groups),
                   caps.of(self).effective)
