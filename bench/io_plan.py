@@ -25,7 +25,7 @@ class Sizes:
 
 
 FULL = Sizes(file_bytes=256 * MiB, loop_ms=1000, rand_reads=20000, pipe_bytes=256 * MiB,
-             reps=3, startup_reps=5, memory_reps=2, idle_s=2.5, timeout_s=60,
+             reps=5, startup_reps=11, memory_reps=2, idle_s=2.5, timeout_s=60,
              cpu_steps=300_000_000)
 QUICK = Sizes(file_bytes=16 * MiB, loop_ms=150, rand_reads=1000, pipe_bytes=16 * MiB,
               reps=2, startup_reps=2, memory_reps=1, idle_s=1.5, timeout_s=30,

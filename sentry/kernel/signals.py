@@ -55,7 +55,7 @@ class SignalHandlers:
         self.actions = [SigAction() for _ in range(NSIG + 1)]
 
     def copy(self):
-        h = SignalHandlers()
+        h = SignalHandlers.__new__(SignalHandlers)   # not __init__: its defaults would be thrown away
         h.actions = [SigAction(a.handler, a.flags, a.restorer, a.mask) for a in self.actions]
         return h
 
