@@ -329,8 +329,9 @@ def _trim_idle() -> None:
         fm.close()
 
 
-def _drop_idle(inode) -> None:
-    """The file is being changed through the sentry: its idle pages are out of date."""
+def drop_idle(inode) -> None:
+    """The file is being changed through the sentry (its idle pages are out of date), or
+    is being executed (the idle FileMap's description may be the last writer)."""
     fm = _idle.get(inode)
     if fm is not None:
         fm.close()
@@ -418,7 +419,7 @@ def write(inode, offset: int, src) -> int:
     fm = _live.get(inode)
     if fm is None:
         if _idle:
-            _drop_idle(inode)
+            drop_idle(inode)
         return inode.write(offset, src)
     old = inode.size
     n = inode.write(offset, src)
@@ -428,10 +429,20 @@ def write(inode, offset: int, src) -> int:
 
 def resized(inode, old_size: int) -> None:
     """The inode's size was changed (truncate): keep its FileMap, if any, in step."""
-    _drop_idle(inode)
+    drop_idle(inode)
     fm = _live.get(inode)
     if fm is not None:
         fm.resized(old_size)
+
+
+def zeroed(inode, lo: int, hi: int) -> None:
+    """The filesystem made [lo, hi) of the file read as zeros without a write()
+    (fallocate PUNCH_HOLE, ZERO_RANGE): mappings see the zeros too, and the whole pages
+    of the range give their memory back."""
+    drop_idle(inode)
+    fm = _live.get(inode)
+    if fm is not None:
+        fm._zero(lo, hi)
 
 
 def sync(inode) -> None:

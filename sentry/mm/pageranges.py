@@ -63,6 +63,23 @@ class PageRanges:
     def __len__(self) -> int:
         return sum(b - a for a, b in self.runs)
 
+    def remove(self, lo: int, hi: int) -> int:
+        """Forget the indexes in [lo, hi); returns how many of them were in the set."""
+        if lo >= hi:
+            return 0
+        before = len(self)
+        keep = []
+        for a, b in self.runs:
+            if b <= lo or a >= hi:
+                keep.append((a, b))
+                continue
+            if a < lo:
+                keep.append((a, lo))
+            if b > hi:
+                keep.append((hi, b))
+        self.runs = keep
+        return before - len(self)
+
     def drop_from(self, first: int) -> int:
         """Forget the indexes >= first; returns how many there were."""
         before = len(self)

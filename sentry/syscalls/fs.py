@@ -17,7 +17,8 @@ from ..kernel import caps as C
 from ..vfs.dirent import pack_dirents64
 from ..vfs.fdtable import FDTable
 from ..vfs.file import RegularFile
-from ..vfs.iov import advance, copy_into, total as iov_total
+from ..vfs.iov import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, advance,
+                       copy_into, total as iov_total)
 from ..mm import filemap
 from ..mm.addrspace import USER_PTR_MAX
 from ..mm.userbuf import UserBuffer
@@ -955,13 +956,11 @@ def sys_sync(t, *_):
     return 0
 
 
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08
-FALLOC_FL_ZERO_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 0x10, 0x20, 0x40
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE = 0x08, 0x20, 0x40
 FALLOC_FL_WRITE_ZEROES = 0x80
 FALLOC_FL_MODE_MASK = (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE
                        | FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE
                        | FALLOC_FL_WRITE_ZEROES)
-FALLOCATE_ZERO_CHUNK = 1 << 20
 
 
 def _check_fallocate_mode(mode):
@@ -980,9 +979,10 @@ def _check_fallocate_mode(mode):
 
 
 @syscall("fallocate", ("fd", "int", "int", "int"), support=PARTIAL,
-         note="modes of Linux's tmpfs: allocate (space is not reserved), KEEP_SIZE, "
-              "PUNCH_HOLE|KEEP_SIZE (the range reads as zeros; its space is not freed); "
-              "others EOPNOTSUPP")
+         note="allocate (space is not reserved), KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE (whole "
+              "pages are freed; over 9P without a donated fd, zeros are written); "
+              "ZERO_RANGE on volume files with a donated fd (EOPNOTSUPP elsewhere, as on "
+              "Linux's tmpfs); others EOPNOTSUPP")
 def sys_fallocate(t, fd, mode, off, length, *_):
     desc = t.fdtable.get(s32(fd))
     if desc.flags & O_PATH:
@@ -1002,24 +1002,25 @@ def sys_fallocate(t, fd, mode, off, length, *_):
         raise SysError(errno.ENODEV)
     if off + length >= 1 << 63:
         raise SysError(errno.EFBIG)
-    if mode & ~FALLOC_FL_KEEP_SIZE and mode != FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+    inode = desc.inode
+    op = mode & FALLOC_FL_MODE_MASK
+    keep_size = bool(mode & FALLOC_FL_KEEP_SIZE)
+    if op == FALLOC_FL_PUNCH_HOLE:
+        # Nothing lies wholly past the end (no page is kept there). The range is not cut
+        # at the end: a last page it covers up to the end is freed, not just zeroed.
+        if off < st.size:
+            inode.punch_hole(off, off + length)
+            filemap.zeroed(inode, off, off + length)
+    elif op == FALLOC_FL_ZERO_RANGE:
+        old_size = inode.size
+        inode.zero_range(off, length, keep_size)
+        filemap.zeroed(inode, off, min(off + length, old_size))
+        filemap.resized(inode, old_size)
+    elif op:
         raise SysError(errno.EOPNOTSUPP)        # as Linux's tmpfs (shmem_fallocate)
-    if mode & FALLOC_FL_PUNCH_HOLE:
-        _zero_range(desc.inode, off, min(off + length, st.size))
-    elif not mode & FALLOC_FL_KEEP_SIZE and st.size < off + length:
+    elif not keep_size and st.size < off + length:
         desc.truncate(off + length, t.path_context().creds)
     return 0
-
-
-def _zero_range(inode, lo, hi):
-    """Zero [lo, hi) of a file through the file-page layer (coherent with its shared
-    mappings), without moving its size: what a punched hole reads as."""
-    zeros = memoryview(bytes(min(max(hi - lo, 0), FALLOCATE_ZERO_CHUNK)))
-    while lo < hi:
-        n = filemap.write(inode, lo, [zeros[:hi - lo]])
-        if n <= 0:
-            raise SysError(errno.EIO)
-        lo += n
 
 
 # ---- cwd --------------------------------------------------------------------------------

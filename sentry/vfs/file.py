@@ -51,6 +51,10 @@ _ALWAYS_READY = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 class FileDescription:
     # A stream (pipe, socket, tty) has no position: seek is ESPIPE, pread/pwrite too.
     stream = False
+    # Whether this description is one of its inode's `writers` (Linux's i_writecount):
+    # only opens of a path take that, as Linux's do_dentry_open does; a memfd's first
+    # description, like every pseudo file's, does not.
+    _holds_write_access = False
 
     def __init__(self, location=None, flags: int = O_RDONLY, inode=None):
         self.flags = flags & ~OPEN_ONLY_FLAGS
@@ -191,6 +195,12 @@ class FileDescription:
         raise SysError(errno.ENODEV)
 
     # -- lifetime -----------------------------------------------------------------------
+    def take_write_access(self) -> None:
+        """Count this (writable) description among its inode's writers until released:
+        exec of the file is ETXTBSY meanwhile."""
+        self.inode.writers += 1
+        self._holds_write_access = True
+
     def incref(self) -> None:
         if self._refs <= 0:
             raise RuntimeError("incref of a released file description")
@@ -202,6 +212,8 @@ class FileDescription:
             locks = getattr(self.inode, "_locks", None) if self.inode is not None else None
             if locks is not None:
                 locks.release_owner(self)     # its flock and OFD locks
+            if self._holds_write_access:
+                self.inode.writers -= 1
             self.release()
         elif self._refs < 0:
             raise RuntimeError("file description released twice")

@@ -785,6 +785,33 @@ class GoferFile(GoferInode):
     def set_size(self, size: int) -> None:
         self.setattr(size=size)
 
+    # 9P2000.L has no fallocate message (diod's protocol.md lists none): space can be
+    # freed or zeroed in place only through a donated host fd.
+    def punch_hole(self, lo: int, hi: int) -> None:
+        self._check_writable()
+        h = self.handle(write=True)
+        if h.fd is not None:
+            try:
+                iov.host_fallocate(h.fd, iov.FALLOC_FL_PUNCH_HOLE | iov.FALLOC_FL_KEEP_SIZE,
+                                   lo, hi - lo)
+                self._stale = True      # blocks and times: the host's, read at next stat
+                return
+            except SysError as exc:
+                if exc.errno != errno.EOPNOTSUPP:
+                    raise
+        super().punch_hole(lo, hi)      # zeros, written: the host cannot punch here
+
+    def zero_range(self, offset: int, length: int, keep_size: bool) -> None:
+        self._check_writable()
+        h = self.handle(write=True)
+        if h.fd is None:
+            raise SysError(errno.EOPNOTSUPP)
+        iov.host_fallocate(h.fd, iov.FALLOC_FL_ZERO_RANGE
+                           | (iov.FALLOC_FL_KEEP_SIZE if keep_size else 0), offset, length)
+        if not keep_size:
+            self.size = max(self.size, offset + length)
+        self._stale = True
+
     def seek_data(self, offset: int) -> int:
         h = self.handle(write=False)
         if h.fd is None:

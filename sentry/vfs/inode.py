@@ -67,6 +67,12 @@ Regular files (data; the position, O_APPEND and access-mode rules live in file.p
   read(offset, dst) -> int        fill the memoryviews of `dst` from `offset`; 0 at EOF
   write(offset, src) -> int       write the memoryviews of `src` at `offset`, extending
   seek_data(offset) / seek_hole(offset) -> int    SEEK_DATA/SEEK_HOLE (default: one extent)
+  punch_hole(lo, hi)              fallocate PUNCH_HOLE of [lo, hi) (lo < size; hi may be
+        past it, the size never moves): reads as zeros afterwards, whole blocks given back
+        where the filesystem can (default: zeros written, for a filesystem with no way to
+        free space)
+  zero_range(offset, length, keep_size)   fallocate ZERO_RANGE (default EOPNOTSUPP, as
+        Linux's tmpfs)
   fsync()
   open(location, flags) -> FileDescription
         default: a generic RegularFile / DirectoryFile over the methods above.  A filesystem
@@ -102,6 +108,8 @@ RENAME_WHITEOUT = 4
 
 XATTR_CREATE = 1
 XATTR_REPLACE = 2
+
+ZERO_CHUNK = 1 << 20       # bytes per write when a hole can only be made of zeros
 
 _anon_minors = itertools.count(0x40)   # minor numbers of major 0, like Linux's anon devs
 
@@ -149,6 +157,12 @@ class Inode:
     gives for a file that does not support it. Subclasses override what they support."""
 
     blksize = 4096
+    # Open descriptions with write access taken (FileDescription.take_write_access): exec
+    # of the file is ETXTBSY while there are any.
+    writers = 0
+    # Set once the file was opened to be executed: only such a file can be the program of
+    # a live process, whose write access Linux refuses (ETXTBSY).
+    executed = False
 
     def __init__(self, fs: Filesystem, ino: int, mode: int, uid: int = 0, gid: int = 0,
                  rdev: int = 0):
@@ -276,6 +290,18 @@ class Inode:
         if offset >= self.size:
             raise SysError(errno.ENXIO)
         return self.size
+
+    def punch_hole(self, lo: int, hi: int) -> None:
+        hi = min(hi, self.size)
+        zeros = memoryview(bytes(min(hi - lo, ZERO_CHUNK))) if lo < hi else None
+        while lo < hi:
+            n = self.write(lo, [zeros[:hi - lo]])
+            if n <= 0:
+                raise SysError(errno.EIO)
+            lo += n
+
+    def zero_range(self, offset: int, length: int, keep_size: bool) -> None:
+        raise SysError(errno.EOPNOTSUPP)
 
     def fsync(self) -> None:
         pass

@@ -130,3 +130,24 @@ def host_pwritev(fd: int, src, offset: int) -> int:
         done += n
         views = advance(views, n)
     return done
+
+
+# fallocate(2) modes a file may pass to the host (linux/falloc.h).
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
+_fallocate = None
+
+
+def host_fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """fallocate(2) on a host fd (a tmpfs file's memfd, a volume file's donated fd).
+    Python's os module has no mode argument, so libc's is called through ctypes, loaded on
+    first use (most runs never punch a hole)."""
+    global _fallocate
+    if _fallocate is None:
+        import ctypes
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        fn.restype = ctypes.c_int
+        _fallocate = (fn, ctypes.get_errno)
+    fn, get_errno = _fallocate
+    if fn(fd, mode, offset, length) != 0:
+        raise SysError(get_errno())

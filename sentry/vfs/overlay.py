@@ -427,6 +427,14 @@ class OverlayInode(Inode):
         self.copy_up()
         self.upper.set_size(size)
 
+    def punch_hole(self, lo: int, hi: int) -> None:
+        self.copy_up()
+        self.upper.punch_hole(lo, hi)
+
+    def zero_range(self, offset: int, length: int, keep_size: bool) -> None:
+        self.copy_up()
+        self.upper.zero_range(offset, length, keep_size)
+
     def seek_data(self, offset):
         return self.real.seek_data(offset)
 

@@ -184,6 +184,17 @@ class FileData:
     def add_pages(self, lo: int, hi: int) -> None:
         self.held.add(lo, hi)
 
+    def punch(self, lo: int, hi: int) -> int:
+        """Make bytes [lo, hi) read as zeros (memfd mode): shmem frees the whole pages and
+        zeroes the partial ones in place (a partial page that is a hole stays one).
+        Returns how many pages holding data were freed."""
+        try:
+            iov.host_fallocate(self.fd, iov.FALLOC_FL_PUNCH_HOLE | iov.FALLOC_FL_KEEP_SIZE,
+                               lo, hi - lo)
+        except SysError:
+            raise SysError(errno.EIO) from None     # a memfd of ours always can
+        return self.held.remove((lo + PAGE - 1) // PAGE, hi // PAGE)
+
     def drop_pages_from(self, first: int) -> int:
         """Forget pages at index >= first; returns how many there were."""
         return self.held.drop_from(first)
@@ -359,6 +370,26 @@ class TmpFile(TmpInode):
                 page = small[size // PAGE]
                 page[tail:] = bytes(PAGE - tail)
         self.size = size
+
+    def punch_hole(self, lo: int, hi: int) -> None:
+        data = self.pages
+        if data.fd is not None:
+            freed = data.punch(lo, hi)
+        else:
+            small = data.small
+            first_whole, end_whole = (lo + PAGE - 1) // PAGE, hi // PAGE
+            dropped = [i for i in small if first_whole <= i < end_whole]
+            for i in dropped:
+                del small[i]
+            freed = len(dropped)
+            # Partial pages keep their place, as shmem's do, with zeros over the range.
+            for idx in {lo // PAGE, (hi - 1) // PAGE}:
+                page = small.get(idx)
+                if page is not None:
+                    a, b = max(lo - idx * PAGE, 0), min(hi - idx * PAGE, PAGE)
+                    page[a:b] = bytes(b - a)
+        self.fs.charge_pages(-freed)
+        self.touch(mtime=True, ctime=True)
 
     def seek_data(self, offset: int) -> int:
         if offset >= self.size:

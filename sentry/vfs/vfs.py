@@ -24,6 +24,7 @@ import weakref
 
 from ..kernel.caps import CAP_FSETID, CAP_MKNOD, CAP_SYS_ADMIN
 from ..kernel.errors import SysError
+from ..mm import filemap
 from . import attrs, perm
 from .context import Creds, PathContext
 from .dentry import Dentry
@@ -54,6 +55,19 @@ F_OK, X_OK, W_OK, R_OK = 0, 1, 2, 4
 
 XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
+
+
+def _check_not_running(ctx, inode) -> None:
+    """ETXTBSY for write access to the program of a live process: the host's Linux keeps
+    write access to every mm's exe_file denied (6.x once allowed it; this host does not).
+    Only a file that was executed can be one, so other files cost one attribute test."""
+    if not inode.executed or ctx.task is None:
+        return
+    for t in ctx.task.kernel.tasks.values():
+        exe = t.mm.exe_location if t.mm is not None else None
+        if exe is not None and exe.dentry.inode is inode:
+            raise SysError(errno.ETXTBSY)
+
 
 _ACC_WANT = {0: perm.MAY_READ, 1: perm.MAY_WRITE, 2: perm.MAY_READ | perm.MAY_WRITE,
              3: perm.MAY_READ | perm.MAY_WRITE}
@@ -307,9 +321,13 @@ class VirtualFS:
         if flags & O_NOATIME and not perm.is_owner(ctx.creds, inode):
             raise SysError(errno.EPERM)
         if fmt == _st.S_IFREG:
+            if want & perm.MAY_WRITE and not created:
+                _check_not_running(ctx, inode)
             if flags & O_TRUNC and not created:
                 attrs.truncate(ctx.creds, loc.mount, inode, 0)
             desc = inode.open(loc, flags)
+            if desc.writable:
+                desc.take_write_access()
         elif fmt == _st.S_IFDIR:
             desc = inode.open(loc, flags)
         elif fmt == _st.S_IFCHR:
@@ -327,11 +345,20 @@ class VirtualFS:
         return self.open_location_for_exec(ctx, self.resolve(ctx, dir, path))
 
     def open_location_for_exec(self, ctx, loc: Location):
-        """open_for_exec of a location already found (execveat of an fd)."""
+        """open_for_exec of a location already found (execveat of an fd), in Linux's
+        order: a symlink cannot be opened (an O_PATH|O_NOFOLLOW fd of one), then type,
+        mount and permission, then deny_write_access()."""
         inode = loc.dentry.inode
+        if _st.S_ISLNK(inode.mode):
+            raise SysError(errno.ELOOP)
         if not _st.S_ISREG(inode.mode) or loc.mount.flags & MS_NOEXEC:
             raise SysError(errno.EACCES)
         perm.check(ctx.creds, inode, perm.MAY_EXEC)
+        if inode.writers:
+            filemap.drop_idle(inode)    # an idle FileMap's description may be the last
+            if inode.writers:
+                raise SysError(errno.ETXTBSY)
+        inode.executed = True
         return inode.open(loc, os.O_RDONLY)
 
     def _open_tmpfile(self, ctx, w: Walk, dir, path, flags, mode):
@@ -346,7 +373,9 @@ class VirtualFS:
         inode = loc.dentry.inode.new_tmpfile(_st.S_IFREG | mode, uid, gid)
         d = Dentry(b"#%d" % inode.ino, loc.dentry, inode)
         d.dead = True       # not in the name space; /proc shows "... (deleted)"
-        return inode.open(Location(loc.mount, d), flags & ~O_TMPFILE | O_LARGEFILE)
+        desc = inode.open(Location(loc.mount, d), flags & ~O_TMPFILE | O_LARGEFILE)
+        desc.take_write_access()
+        return desc
 
     # == creation ==========================================================================
     def _check_create(self, ctx, parent: Location) -> None:
@@ -584,6 +613,7 @@ class VirtualFS:
         if self._readonly(loc):
             raise SysError(errno.EROFS)
         perm.check(ctx.creds, inode, perm.MAY_WRITE)
+        _check_not_running(ctx, inode)
         attrs.truncate(ctx.creds, loc.mount, inode, length)
 
     # == extended attributes ===============================================================
