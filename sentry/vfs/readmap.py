@@ -89,7 +89,7 @@ class ReadMapping:
         if not self.may_shrink:
             self.view = memoryview(_ffi.buffer(_ffi.cast("char *", addr), length))
         _LIVE[self] = None
-        if len(_LIVE) > MAX_MAPPINGS:
+        while len(_LIVE) > MAX_MAPPINGS:       # while: the cap holds even once lowered
             next(iter(_LIVE)).close()
         return True
 
