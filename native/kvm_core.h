@@ -74,10 +74,16 @@ struct pk_vcpu;
 /* The VM. memfd/memsize: the memory file. Returns NULL with *err = -errno / a PK_E code. */
 struct pk_vm *pk_vm_create(int memfd, uint64_t memsize, int *err, char *msg, int msglen);
 void pk_vm_destroy(struct pk_vm *vm);
-/* A new VM's one-time work done ahead, by whichever thread has time for it: the maintenance
- * vCPU's first run, and one application vCPU created (with its thread), run once and left
- * in the pool. Best effort: what fails here is done (or reported) at first use instead. */
-void pk_vm_warm(struct pk_vm *vm);
+/* pk_vm_destroy on a detached host thread of its own (here when none can be started): the
+ * caller goes on at once. */
+void pk_vm_destroy_aside(struct pk_vm *vm);
+/* pk_vm_create on a host thread of its own, followed by the VM's one-time work (the first
+ * runs of the maintenance vCPU and of one application vCPU, which is left in the pool):
+ * started here (NULL: no thread, create it synchronously instead) ... */
+struct pk_vm_creation;
+struct pk_vm_creation *pk_vm_create_start(int memfd, uint64_t memsize);
+/* ... and joined here, with pk_vm_create's result; frees the creation. */
+struct pk_vm *pk_vm_create_finish(struct pk_vm_creation *c, int *err, char *msg, int msglen);
 int pk_vm_event_fd(struct pk_vm *vm);
 uint64_t pk_vm_xcr0(struct pk_vm *vm);
 int pk_vm_xstate_size(struct pk_vm *vm);
@@ -104,7 +110,9 @@ void pk_vcpu_mute_site(struct pk_vcpu *v, uint64_t rip);
  * 2 tables replaced, 3 vCPUs, 4 syscalls answered on vCPU threads, 5 eventfd wakeups of the
  * loop, 6 vCPU-thread sleeps awaiting a resume, 7 stops caught by pk_vm_spin, 8 stops
  * reached by direct runs on the loop thread, 9 ns spent in direct runs, 10 ns of that in
- * KVM_RUN, 11 KVM_RUN calls of direct runs, 12 syscalls that came through rewritten sites. */
+ * KVM_RUN, 11 KVM_RUN calls of direct runs, 12 syscalls that came through rewritten sites,
+ * 13 probes of the vCPU-thread path by adaptive direct runs (pk_vcpu_choose_direct),
+ * 14 entries made again after a spurious fault at the stub's iretq. */
 uint64_t pk_vm_stat(struct pk_vm *vm, int which);
 
 /* Address spaces: page tables built from the sentry's mappings of the memory file. */
@@ -134,6 +142,14 @@ int pk_vcpu_prepare(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_
  * guest is stopped with EV_INTERRUPT, also returns 1). Returns 0 without running when the
  * ring already holds a stop (collect first), <0 on misuse. */
 int pk_vcpu_run_here(struct pk_vcpu *v, int slice_usec);
+/* Whether the next run of this stopped vCPU, whose context runs alone, should be a direct
+ * run rather than a hand-off to its thread: 1 when the thread sleeps (a hand-off would cost a
+ * wakeup), except every so often when the kernel has been quick enough for the thread's
+ * busy-wait (then 0, and the thread busy-waits again after that run). */
+int pk_vcpu_choose_direct(struct pk_vcpu *v);
+/* A prepared direct run that has not run yet goes to the vCPU's own thread instead (another
+ * context is starting to run): 1, or 0 when it stays prepared (it was kicked). */
+int pk_vcpu_hand_to_thread(struct pk_vcpu *v);
 /* Forget a prepared direct run that never ran (the context is being released). */
 void pk_vcpu_cancel_direct(struct pk_vcpu *v);
 /* Let the vCPU thread answer the id syscalls itself with ids[PK_ID_COUNT] (serve != 0), or

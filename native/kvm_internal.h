@@ -94,6 +94,12 @@ struct pk_vcpu {
     int in_user;
     int need_sregs;
     int direct;                       /* prepared for a run on the loop thread (pk_vcpu_run_here) */
+    /* Adaptive direct runs (pk_vcpu_choose_direct): when its last stop went onto the ring
+     * (read by the loop once it collected that stop), and how many stops in a row the kernel
+     * answered within the thread's busy-wait (loop thread only). */
+    uint64_t stop_ns;
+    int quick_stops;
+    int entry_retries;                /* of the current entry (decode, ENTRY_RETRIES) */
     struct kvm_sregs sregs0;          /* ring-0 template */
     uint8_t *area;                    /* host view of its GDT/TSS page + stack page */
     struct pk_event ev;
@@ -120,6 +126,7 @@ struct pk_vm {
     /* the batch of guest-performed writes being built */
     int nbatch;
     uint64_t stat_runs, stat_writes, stat_replaced;
+    uint64_t stat_kept, stat_relinked;    /* leaf tables kept when swapped out / linked again */
     /* vCPUs; vcpus[0] is the maintenance vCPU, run on the loop thread only */
     struct pk_vcpu *vcpus[PK_MAX_VCPUS];
     int nvcpus;
@@ -147,12 +154,19 @@ struct pk_vm {
     timer_t slice_timer;
     uint64_t stat_direct;         /* stops reached by direct runs */
     uint64_t stat_direct_ns, stat_direct_run_ns, stat_direct_ioctls;
+    uint64_t stat_thread_probes;  /* adaptive direct runs that tried the vCPU thread again */
+    _Atomic uint64_t stat_entry_retries; /* entries made again after a spurious fault (decode) */
 };
+
+/* Leaf tables an address space keeps after swapping them out (kvm_mmu.c, keep_table). */
+#define PK_KEPT_TABLES 8
 
 struct pk_as {
     struct pk_vm *vm;
     uint64_t id;
     uint64_t pml4;                /* GPA */
+    struct { uint64_t va, gpa; } kept[PK_KEPT_TABLES];   /* oldest first */
+    int nkept;
 };
 
 /* kvm_guest.c */

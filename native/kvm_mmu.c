@@ -12,6 +12,10 @@
  * (unknown to KVM) gets the new contents from the host, and one guest write swaps the
  * directory entry. Freed table pages are "scrubbed" by a misaligned 2-byte guest write,
  * which makes KVM drop any shadow of them, before they are reused.
+ *
+ * A leaf table whose whole 2 MiB is unmapped is unlinked and *kept* as it is (see
+ * keep_table): KVM keeps its shadow of it, and a later mapping that would write exactly the
+ * same entries links it back, so the stores to that mapping need no shadow faults.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -177,6 +181,7 @@ static void free_tree(struct pk_vm *vm, uint64_t gpa, int level) {
 void pk_as_release(struct pk_as *as) {
     if (!as) return;
     free_tree(as->vm, as->pml4, 4);
+    for (int i = 0; i < as->nkept; i++) pt_free(as->vm, as->kept[i].gpa);
     free(as);
 }
 
@@ -188,34 +193,41 @@ static uint64_t leaf_bits(int prot) {
     return b;
 }
 
-/* The leaf table covering va (GPA), creating the levels above when create is set;
- * 0 when absent. Upper-level entries only ever go from absent to present here. */
-static int64_t leaf_table(struct pk_as *as, uint64_t va, int create) {
+#define DIR_BITS (PTE_P | PTE_W | PTE_U | PTE_A)     /* of every entry above the leaves */
+
+/* The directory entry (GPA) that points at the leaf table covering va, creating the levels
+ * above it when create is set; 0 when they are absent. Upper-level entries only ever go
+ * from absent to present here, and stay until the address space is released. */
+static int64_t pde_at(struct pk_as *as, uint64_t va, int create) {
     struct pk_vm *vm = as->vm;
     uint64_t table = as->pml4;
-    for (int level = 4; level > 1; level--) {
+    for (int level = 4; level > 2; level--) {
         int idx = (int)((va >> (12 + 9 * (level - 1))) & 511);
         uint64_t *e = pt_host(vm, table) + idx;
         if (!(*e & PTE_P)) {
             if (!create) return 0;
             int64_t g = pt_alloc(vm);
             if (g < 0) return g;
-            *e = (uint64_t)g | PTE_P | PTE_W | PTE_U | PTE_A;
+            *e = (uint64_t)g | DIR_BITS;
         }
         table = *e & PTE_ADDR;
     }
-    return (int64_t)table;
+    return (int64_t)(table + ((va >> 21) & 511) * 8);
 }
 
-/* The entry (GPA) that points at the leaf table covering va. */
-static uint64_t pde_gpa(struct pk_as *as, uint64_t va) {
-    struct pk_vm *vm = as->vm;
-    uint64_t table = as->pml4;
-    for (int level = 4; level > 2; level--) {
-        int idx = (int)((va >> (12 + 9 * (level - 1))) & 511);
-        table = pt_host(vm, table)[idx] & PTE_ADDR;
+/* The leaf table covering va (GPA), creating it and the levels above when create is set;
+ * 0 when absent. */
+static int64_t leaf_table(struct pk_as *as, uint64_t va, int create) {
+    int64_t pde = pde_at(as, va, create);
+    if (pde <= 0) return pde;
+    uint64_t *e = pt_host(as->vm, (uint64_t)pde);
+    if (!(*e & PTE_P)) {
+        if (!create) return 0;
+        int64_t g = pt_alloc(as->vm);
+        if (g < 0) return g;
+        *e = (uint64_t)g | DIR_BITS;
     }
-    return table + ((va >> 21) & 511) * 8;
+    return (int64_t)(*e & PTE_ADDR);
 }
 
 enum op { OP_MAP, OP_UNMAP, OP_PROTECT };
@@ -235,69 +247,145 @@ static uint64_t new_entry(enum op op, uint64_t old, uint64_t frame, int prot) {
     return old;
 }
 
+/* Kept leaf tables. A leaf table is swapped out of its directory entry by one guest write
+ * when many of its entries change (a munmap or mprotect of more than REPLACE_THRESHOLD
+ * present pages), or cleared out of it when it empties. KVM then only unlinks its shadow
+ * of the table, which stays valid and write-tracked; freeing (scrubbing) the table would
+ * throw that away, and the next time the same entries are wanted, as when a program maps
+ * and unmaps the same range over and over, KVM would fault them all in again (~34 shadow
+ * faults per MiB here: docs/kvm.md, "The 1 MiB mmap/touch/munmap loop"). So a table
+ * swapped out is kept, untouched, with its 2 MiB, and when a change of that 2 MiB would
+ * produce exactly the 512 entries of a kept table, that table is linked instead.
+ * Invariants:
+ * - a kept table is linked nowhere: it is kept only once the guest write that unlinks it
+ *   is queued (applied before the operation returns), and it leaves the list when it is
+ *   linked again; so nothing reaches its entries, however stale they are for the model;
+ * - nobody writes a kept table (KVM would not see a host write): it is linked only when it
+ *   holds exactly the entries the operation would give the table, so the guest sees
+ *   exactly those, and KVM's shadow, derived from them, is exact (KVM drops shadow entries
+ *   of host pages that went away, e.g. hole-punched, itself; entries the host wrote while
+ *   the table was linked were absent for KVM, which faults them in as for any table);
+ * - at most PK_KEPT_TABLES per address space, the oldest going first, and all go with the
+ *   address space. Going = pt_free (scrubbed before reuse, which drops KVM's shadow). */
+static void keep_table(struct pk_as *as, uint64_t va, uint64_t gpa) {
+    if (as->nkept == PK_KEPT_TABLES) {
+        pt_free(as->vm, as->kept[0].gpa);
+        memmove(as->kept, as->kept + 1, sizeof as->kept[0] * (PK_KEPT_TABLES - 1));
+        as->nkept--;
+    }
+    as->kept[as->nkept].va = va & ~0x1fffffULL;
+    as->kept[as->nkept].gpa = gpa;
+    as->nkept++;
+    as->vm->stat_kept++;
+}
+
+/* The kept table of va's 2 MiB whose entries are exactly want[512], taken off the list
+ * (its GPA), or 0. */
+static uint64_t take_kept(struct pk_as *as, uint64_t va, const uint64_t *want) {
+    uint64_t base = va & ~0x1fffffULL;
+    for (int k = as->nkept - 1; k >= 0; k--) {              /* the newest first */
+        if (as->kept[k].va != base || memcmp(pt_host(as->vm, as->kept[k].gpa), want, 4096))
+            continue;
+        uint64_t gpa = as->kept[k].gpa;
+        memmove(as->kept + k, as->kept + k + 1, sizeof as->kept[0] * (size_t)(as->nkept - k - 1));
+        as->nkept--;
+        as->vm->stat_relinked++;
+        return gpa;
+    }
+    return 0;
+}
+
+static int is_empty(const uint64_t *table) {
+    for (int i = 0; i < 512; i++)
+        if (table[i]) return 0;
+    return 1;
+}
+
 static int apply(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64_t off, int prot) {
     struct pk_vm *vm = as->vm;
     if ((va | len | off) & 0xfff) return -EINVAL;
     if (va >= PK_USER_TOP || len > PK_USER_TOP - va) return -EINVAL;
     uint64_t end = va + len;
     int need_run = 0;
+    static const uint64_t no_entries[512];
+    uint64_t want[512];                     /* a leaf table's entries after the operation */
     while (va < end) {
         uint64_t chunk_end = (va | 0x1fffff) + 1;            /* one leaf table's reach */
         if (chunk_end > end) chunk_end = end;
-        int64_t t = leaf_table(as, va, op == OP_MAP);
+        int first = (int)((va >> 12) & 511), n = (int)((chunk_end - va) >> 12);
+        if (op == OP_MAP) {
+            int r = pk_ensure_slot(vm, off);
+            if (!r) r = pk_ensure_slot(vm, off + ((uint64_t)(n - 1) << 12));
+            if (r) return r;
+        }
+        int64_t t = leaf_table(as, va, 0);
         if (t < 0) return (int)t;
-        if (t == 0) {                       /* nothing mapped here: unmap/protect skip it */
+        if (t == 0 && op != OP_MAP) {       /* nothing mapped here: unmap/protect skip it */
             off += chunk_end - va;
             va = chunk_end;
             continue;
         }
-        uint64_t *pt = pt_host(vm, (uint64_t)t);
-        int first = (int)((va >> 12) & 511), n = (int)((chunk_end - va) >> 12);
-        int changes = 0;
+        const uint64_t *pt = t ? pt_host(vm, (uint64_t)t) : no_entries;
+        int changes = 0, differs = 0;       /* present entries changing; any changing */
         for (int i = 0; i < n; i++) {
             uint64_t old = pt[first + i];
             uint64_t nw = new_entry(op, old, off + ((uint64_t)i << 12), prot);
+            differs += old != nw;
             if (old != nw && (old & PTE_P)) changes++;
         }
-        if (op == OP_MAP) {
-            int r = pk_ensure_slot(vm, off);
-            if (!r && n) r = pk_ensure_slot(vm, off + ((uint64_t)(n - 1) << 12));
-            if (r) return r;
-        }
-        if (changes > REPLACE_THRESHOLD) {
-            /* Build the new table aside and swap the directory entry with one guest write. */
-            int64_t g = pt_alloc(vm);
-            if (g < 0) return (int)g;
-            uint64_t *np = pt_host(vm, (uint64_t)g);
-            memcpy(np, pt, 4096);
-            int any = 0;
+        /* Where a kept table may hold the result (a mapping, or a change that would rebuild
+         * the table anyway), compute it aside and link that table if one holds it. */
+        if (differs && (changes > REPLACE_THRESHOLD || (op == OP_MAP && as->nkept))) {
+            memcpy(want, pt, 4096);
             for (int i = 0; i < n; i++)
-                np[first + i] = new_entry(op, pt[first + i], off + ((uint64_t)i << 12), prot);
-            for (int i = 0; i < 512; i++) any |= np[i] != 0;
-            uint64_t pde = pde_gpa(as, va);
-            int r;
-            if (any) {
-                r = queue_write(vm, pde, (uint64_t)g | PTE_P | PTE_W | PTE_U | PTE_A, as->pml4);
-            } else {
-                r = queue_write(vm, pde, 0, as->pml4);
-                pt_free(vm, (uint64_t)g);
-            }
-            if (r) return r;
-            pt_free(vm, (uint64_t)t);
-            vm->stat_replaced++;
-            need_run = 1;
-        } else {
-            for (int i = 0; i < n; i++) {
-                uint64_t old = pt[first + i];
-                uint64_t nw = new_entry(op, old, off + ((uint64_t)i << 12), prot);
-                if (old == nw) continue;
-                if (!(old & PTE_P)) {
-                    pt[first + i] = nw;           /* nothing cached for an absent entry */
-                } else {
-                    int r = queue_write(vm, (uint64_t)t + (uint64_t)(first + i) * 8, nw, as->pml4);
-                    if (r) return r;
-                    need_run = 1;
+                want[first + i] = new_entry(op, pt[first + i], off + ((uint64_t)i << 12), prot);
+            uint64_t k = as->nkept && !is_empty(want) ? take_kept(as, va, want) : 0;
+            int r = 0;
+            if (k && t == 0) {
+                /* Absent -> present: the host may write the directory entry (nothing was
+                 * cached for an absent one); the levels above exist, the table was here. */
+                int64_t pde = pde_at(as, va, 1);
+                if (pde <= 0) return pde < 0 ? (int)pde : -EIO;
+                *pt_host(vm, (uint64_t)pde) = k | DIR_BITS;
+            } else if (k || changes > REPLACE_THRESHOLD) {
+                /* Swap the directory entry with one guest write: to the kept table, to
+                 * nothing when the table empties, else to a fresh page built aside; the
+                 * table swapped out is kept. */
+                uint64_t val = k ? k | DIR_BITS : 0;
+                if (!k && !is_empty(want)) {
+                    int64_t g = pt_alloc(vm);
+                    if (g < 0) return (int)g;
+                    memcpy(pt_host(vm, (uint64_t)g), want, 4096);
+                    val = (uint64_t)g | DIR_BITS;
                 }
+                r = queue_write(vm, (uint64_t)pde_at(as, va, 0), val, as->pml4);
+                if (r) return r;
+                keep_table(as, va, (uint64_t)t);
+                vm->stat_replaced++;
+                need_run = 1;
+            }
+            if (k || changes > REPLACE_THRESHOLD) {
+                off += chunk_end - va;
+                va = chunk_end;
+                continue;
+            }
+        }
+        if (t == 0) {
+            t = leaf_table(as, va, 1);
+            if (t < 0) return (int)t;
+        }
+        /* Entry by entry: absent -> present from the host, the others as guest writes. */
+        uint64_t *lt = pt_host(vm, (uint64_t)t);
+        for (int i = 0; differs && i < n; i++) {
+            uint64_t old = lt[first + i];
+            uint64_t nw = new_entry(op, old, off + ((uint64_t)i << 12), prot);
+            if (old == nw) continue;
+            if (!(old & PTE_P)) {
+                lt[first + i] = nw;               /* nothing cached for an absent entry */
+            } else {
+                int r = queue_write(vm, (uint64_t)t + (uint64_t)(first + i) * 8, nw, as->pml4);
+                if (r) return r;
+                need_run = 1;
             }
         }
         off += chunk_end - va;

@@ -29,6 +29,8 @@
 
 /* Flags ring 3 may hold: CF PF AF ZF SF TF DF OF RF AC ID (never IF/IOPL/NT: the stub sets IF). */
 #define USER_FLAGS 0x250dd5ULL
+/* Entries made again after a spurious fault at the stub's iretq (decode). */
+#define ENTRY_RETRIES 3
 
 static int kick_signal;
 static __thread struct kvm_run *tls_run;
@@ -244,6 +246,25 @@ void pk_vm_destroy(struct pk_vm *vm) {
     free(vm);
 }
 
+static void *destroy_main(void *vm) {
+    pk_vm_destroy(vm);
+    return NULL;
+}
+
+void pk_vm_destroy_aside(struct pk_vm *vm) {
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);     /* host signals stay the sentry's */
+    pthread_t t;
+    int r = pthread_create(&t, &a, destroy_main, vm);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (r) pk_vm_destroy(vm);
+}
+
 int pk_vm_event_fd(struct pk_vm *vm) { return vm->event_fd; }
 uint64_t pk_vm_xcr0(struct pk_vm *vm) { return vm->xcr0; }
 int pk_vm_xstate_size(struct pk_vm *vm) { return vm->xstate_size; }
@@ -255,6 +276,9 @@ uint64_t pk_vm_stat(struct pk_vm *vm, int which) {
          : which == 8 ? vm->stat_direct
          : which == 9 ? vm->stat_direct_ns : which == 10 ? vm->stat_direct_run_ns : which == 11 ? vm->stat_direct_ioctls
          : which == 12 ? atomic_load(&vm->stat_window)
+         : which == 13 ? vm->stat_thread_probes
+         : which == 14 ? atomic_load(&vm->stat_entry_retries)
+         : which == 20 ? vm->stat_kept : which == 21 ? vm->stat_relinked    /* kvm_mmu.c */
          : (uint64_t)vm->nvcpus;
 }
 
@@ -323,6 +347,7 @@ int pk_vm_spin(struct pk_vm *vm, int usec) {
 static void push_stop(struct pk_vcpu *v) {
     struct pk_vm *vm = v->vm;
     atomic_store(&v->kick, 0);
+    v->stop_ns = now_ns();
     pthread_mutex_lock(&vm->lock);
     vm->ring[vm->ring_tail] = v->id;
     vm->ring_tail = (vm->ring_tail + 1) % (PK_MAX_VCPUS + 1);
@@ -636,6 +661,22 @@ static int decode(struct pk_vcpu *v, int rc, int err) {
             return 1;
         }
         if ((f[5] & 3) != 3) {                          /* a fault in the stub itself */
+            /* A #PF at the stub's iretq (seen: cr2 0, error P|W|U) is what this host (PVM)
+             * now and then reports for an entry of a vCPU that has been run by more than one
+             * host thread, as direct runs do (never seen otherwise: docs/kvm.md, "Direct
+             * runs"). Nothing of the application ran and the iret frame above the exception's
+             * is intact, so the entry is made again, a few times at most. */
+            if (f[2] == 14 && f[4] == pk_stub_addr(1) && v->entry_retries < ENTRY_RETRIES) {
+                uint64_t *frame = (uint64_t *)(v->area + VCPU_AREA - 40);
+                u->rip = frame[0];
+                u->eflags = frame[2];
+                u->rsp = frame[3];
+                v->entry_retries++;
+                v->need_sregs = 1;
+                prepare_entry(v);
+                atomic_fetch_add_explicit(&v->vm->stat_entry_retries, 1, memory_order_relaxed);
+                return 0;
+            }
             ev->kind = PK_EV_GONE;
             ev->exit_reason = run->exit_reason;
             ev->detail = f[4];
@@ -749,13 +790,63 @@ struct pk_vcpu *pk_vcpu_get(struct pk_vm *vm, int *err) {
     return v;
 }
 
-void pk_vm_warm(struct pk_vm *vm) {
+/* A new VM's one-time work done ahead: the first KVM_RUN of a vCPU costs ~150 µs more than
+ * later ones, so the maintenance vCPU runs once, and one application vCPU is created (with
+ * its thread), run once and left in the pool. Best effort: what fails here is done (or
+ * reported) at first use instead. */
+static void pk_vm_warm(struct pk_vm *vm) {
     pk_vcpu_warm(vm->vcpus[0]);
     int err;
     struct pk_vcpu *v = pk_vcpu_get(vm, &err);
     if (!v) return;
     pk_vcpu_warm(v);
     pk_vcpu_put(v);
+}
+
+/* ---- creation in the background ----------------------------------------------------
+ * The sentry puts the sandbox together (mostly waiting for its gofer) while a host thread
+ * creates and warms the VM. The thread is C only: a Python thread would need the GIL
+ * between its calls and, with the loop thread busy in Python, wait for the switch interval
+ * (5 ms) each time and make the loop thread give the GIL up in turn. */
+struct pk_vm_creation {
+    pthread_t thread;
+    int memfd;
+    uint64_t memsize;
+    struct pk_vm *vm;
+    int err;
+    char msg[256];
+};
+
+static void *creation_main(void *arg) {
+    struct pk_vm_creation *c = arg;
+    c->vm = pk_vm_create(c->memfd, c->memsize, &c->err, c->msg, (int)sizeof c->msg);
+    if (c->vm) pk_vm_warm(c->vm);
+    return NULL;
+}
+
+struct pk_vm_creation *pk_vm_create_start(int memfd, uint64_t memsize) {
+    struct pk_vm_creation *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->memfd = memfd;
+    c->memsize = memsize;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);     /* host signals stay the sentry's */
+    int r = pthread_create(&c->thread, NULL, creation_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r) { free(c); return NULL; }
+    return c;
+}
+
+struct pk_vm *pk_vm_create_finish(struct pk_vm_creation *c, int *err, char *msg, int msglen) {
+    pthread_join(c->thread, NULL);
+    struct pk_vm *vm = c->vm;
+    if (!vm) {
+        *err = c->err;
+        if (msg && msglen > 0) snprintf(msg, (size_t)msglen, "%s", c->msg);
+    }
+    free(c);
+    return vm;
 }
 
 void pk_vcpu_put(struct pk_vcpu *v) {
@@ -778,6 +869,7 @@ static int bind_entry(struct pk_vcpu *v, struct user_regs_struct *regs, struct p
     if (!as) return -EINVAL;
     v->regs = regs;
     v->as = as;
+    v->entry_retries = 0;
     prepare_entry(v);
     atomic_store(&v->kick, 0);
     return 0;
@@ -818,6 +910,43 @@ int pk_vcpu_prepare(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_
     v->direct = 1;
     atomic_store(&v->running, 1);
     return 0;
+}
+
+/* Adaptive direct runs. A hand-off to a vCPU thread is cheap only while the thread still
+ * busy-waits for it; once the thread sleeps, the resume is a futex wakeup, and the loop's own
+ * wait for the stop then mostly misses too (start-up: every hand-off slept, docs/kvm.md). So
+ * a context that runs alone goes on the loop thread when its vCPU's thread is asleep. A
+ * direct run leaves the thread asleep, so the thread path is tried again (a probe: the thread
+ * is woken with its busy-wait back-off cleared, and the loop's too) once the kernel has answered spin_backoff
+ * stops in a row within 3/4 of the thread's busy-wait, i.e. when the thread would have caught
+ * them. Writing spin_skip is safe once `sleeping` is seen: the thread reads it again only
+ * after its next go. */
+int pk_vcpu_choose_direct(struct pk_vcpu *v) {
+    struct pk_vm *vm = v->vm;
+    uint64_t held = now_ns() - v->stop_ns;
+    if (held < (uint64_t)vm->vcpu_spin_usec * 750) v->quick_stops++;
+    else v->quick_stops = 0;
+    if (!v->has_thread || !atomic_load(&v->sleeping)) return 0;   /* caught awake: hand over */
+    if (vm->vcpu_spin_usec <= 0 || v->quick_stops < vm->spin_backoff) return 1;
+    v->quick_stops = 0;
+    v->spin_skip = 0;
+    vm->spin_skip = 0;          /* and the loop busy-waits for the probe's stop (pk_vm_spin) */
+    vm->stat_thread_probes++;
+    return 0;
+}
+
+/* Two runnable contexts run better on two vCPU threads, with the loop asleep, than one on
+ * the loop thread beside a woken thread that the host may queue on the loop's CPU (a child
+ * polling while its parent spun got no CPU until the parent's next syscall). So a prepared
+ * direct run goes to the vCPU's own thread when a second context is resumed; it was
+ * prepared, so the thread only needs its go. A kicked one stays: run_here stops it at once
+ * (the kick sent no signal, see pk_vcpu_kick). */
+int pk_vcpu_hand_to_thread(struct pk_vcpu *v) {
+    if (!v->direct || !v->has_thread || atomic_load(&v->kick)) return 0;
+    v->direct = 0;
+    atomic_store(&v->go, 1);
+    if (atomic_load(&v->sleeping)) futex(&v->go, FUTEX_WAKE, 1);
+    return 1;
 }
 
 void pk_vcpu_cancel_direct(struct pk_vcpu *v) {

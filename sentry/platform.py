@@ -36,6 +36,12 @@ class PlatformAddressSpace:
     # the kernel then maps every VMA at once instead of one per fault. Optional.
     map_ahead = False
 
+    # True when map_memfile makes no round trip to a host (KVM: the sentry writes the guest
+    # page-table entries itself; ptrace injects a host mmap into the stub): a fresh writable
+    # mapping is then entered when it is made, sparing the fault of its first store
+    # (AddressSpace.map_anon). Optional.
+    maps_locally = False
+
     # The most host VMAs the model may use in this address space, when the platform's host
     # has a per-process limit (ptrace: every model VMA is a host VMA of the stub); None
     # means no limit of the host's to respect. The model keeps its VMAs and private copies

@@ -7,7 +7,6 @@ A context holds one vCPU (from a reusable pool) from its first use to its releas
 registers and FPU/AVX state stay in that vCPU between events; preemption of a spinning
 task is the host scheduler's job, since every vCPU is a host thread. See docs/kvm.md.
 """
-import _thread
 import errno
 import os
 import select
@@ -54,6 +53,9 @@ class KvmAddressSpace(PlatformAddressSpace):
     # page table and no memory until touched, and a fault round trip costs ~50-100 us here
     # (docs/kvm.md, "Page tables"). PYSENTRY_KVM_MAP_AHEAD=0: one VMA per fault.
     map_ahead = os.environ.get("PYSENTRY_KVM_MAP_AHEAD", "1") != "0"
+    # Entries are written by the sentry (absent -> present needs no guest run): a new
+    # writable mapping is entered at mmap/brk, so its first store does not fault.
+    maps_locally = map_ahead
 
     def __init__(self, platform: "KvmPlatform"):
         self.platform = platform
@@ -148,7 +150,15 @@ class KvmContext(PlatformContext):
                 platform.ids_stale = True
             if platform.ids_stale or self.ids_for is not self.task:
                 platform.push_ids()
-        if platform.direct and platform.direct_ctx is None and platform.on_threads == 0:
+        waiting = platform.direct_ctx
+        if waiting is not None and lib.pk_vcpu_hand_to_thread(waiting.vcpu):
+            # Two contexts to run: both on their vCPU threads (pk_vcpu_hand_to_thread).
+            platform.direct_ctx = None
+            waiting.on_thread = True
+            platform.on_threads += 1
+            platform.resumed = True
+        if (platform.direct and platform.direct_ctx is None and platform.on_threads == 0
+                and (platform.direct_always or lib.pk_vcpu_choose_direct(self.vcpu))):
             # Alone: the loop runs it itself when it has nothing else to do (spin_for_event).
             r = lib.pk_vcpu_prepare(self.vcpu, self.regs, self.aspace.handle)
             if r < 0:
@@ -281,10 +291,13 @@ class KvmPlatform(Platform):
         self.ids_stale = False
         self.no_ids = ffi.new("int64_t[]", lib.PK_ID_COUNT)
         # Direct runs (docs/kvm.md, "Direct runs"): a context resumed while no other runs on
-        # a vCPU thread is run by the loop thread itself, for at most the slice at a time.
-        # Off by default (PYSENTRY_KVM_DIRECT=1 turns them on): they win on a loaded host
-        # and lose on a quiet one, where the threads' busy-waits catch every hand-off.
-        self.direct = os.environ.get("PYSENTRY_KVM_DIRECT", "0") not in ("0", "")
+        # a vCPU thread may be run by the loop thread itself, for at most the slice at a time.
+        # By default only while its vCPU thread has given up waiting (pk_vcpu_choose_direct):
+        # direct runs win where the threads' busy-waits miss and lose where they catch every
+        # hand-off. PYSENTRY_KVM_DIRECT=1: whenever alone; 0: never.
+        direct_mode = os.environ.get("PYSENTRY_KVM_DIRECT", "auto")
+        self.direct = direct_mode != "0"
+        self.direct_always = direct_mode == "1"
         # Trapped `mov $N,%eax; syscall` sites rewritten into ring-3 exits (rewrite.py,
         # docs/kvm.md "Rewritten syscall sites"); PYSENTRY_KVM_REWRITE=0/1 forces it.
         self.rewrite_sites = os.environ.get("PYSENTRY_KVM_REWRITE", "1") not in ("0", "")
@@ -342,7 +355,10 @@ class KvmPlatform(Platform):
                 "tables_replaced": lib.pk_vm_stat(vm, 2), "vcpus": lib.pk_vm_stat(vm, 3),
                 "served_in_c": lib.pk_vm_stat(vm, 4), "loop_wakeups": lib.pk_vm_stat(vm, 5),
                 "vcpu_sleeps": lib.pk_vm_stat(vm, 6), "spin_hits": lib.pk_vm_stat(vm, 7),
-                "direct_runs": lib.pk_vm_stat(vm, 8), "window_syscalls": lib.pk_vm_stat(vm, 12),
+                "direct_runs": lib.pk_vm_stat(vm, 8), "thread_probes": lib.pk_vm_stat(vm, 13),
+                "entry_retries": lib.pk_vm_stat(vm, 14),
+                "window_syscalls": lib.pk_vm_stat(vm, 12),
+                "tables_kept": lib.pk_vm_stat(vm, 20), "tables_relinked": lib.pk_vm_stat(vm, 21),
                 "sites_rewritten": self.sites_rewritten, "site_int3_syscalls": self.site_int3}
 
     def push_ids(self):
@@ -473,7 +489,7 @@ class KvmPlatform(Platform):
                 # their own they overlap the sandbox's last steps (shared files flushed,
                 # gofers stopped) instead of delaying the exit status. Nothing uses the VM
                 # after shutdown; a process that exits meanwhile has the kernel finish it.
-                _thread.start_new_thread(lib.pk_vm_destroy, (vm,))
+                lib.pk_vm_destroy_aside(vm)
             else:
                 lib.pk_vm_destroy(vm)
 
@@ -486,41 +502,36 @@ def _debug_logged() -> bool:
     return (logger._config or {}).get("level", 30) <= 10
 
 
-def _create_vm(memfile):
-    """A new VM on the memory file, or KvmUnavailable naming why not."""
+def _create_vm(memfile, started=None):
+    """A new VM on the memory file, or KvmUnavailable naming why not; with started, the
+    creation begun in the background for it (pk_vm_create_start), joined here."""
     err = ffi.new("int*")
     msg = ffi.new("char[]", 256)
-    vm = lib.pk_vm_create(memfile.fd, memfile.size, err, msg, 256)
+    if started is not None:
+        vm = lib.pk_vm_create_finish(started, err, msg, 256)
+    else:
+        vm = lib.pk_vm_create(memfile.fd, memfile.size, err, msg, 256)
     if vm == ffi.NULL:
         raise KvmUnavailable(ffi.string(msg).decode(errors="replace") or os.strerror(-err[0]))
     return vm
 
 
 class _VmCreation:
-    """_create_vm on a thread of its own (the C calls run without the GIL), which then does
-    the VM's one-time work ahead (pk_vm_warm: ~0.5 ms of first runs and the first
-    application vCPU and thread) while the sandbox waits for its gofer."""
+    """The VM created on a host thread of C only (pk_vm_create_start), which then does the
+    VM's one-time work ahead (~0.5 ms of first runs, the first application vCPU and its
+    thread) while the sandbox waits for its gofer; without the GIL it neither waits for the
+    loop's Python nor interrupts it. Where no thread could be started, result() creates the
+    VM itself."""
 
     def __init__(self, memfile):
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        self._vm = self._failure = None
-        _thread.start_new_thread(self._run, (memfile,))
-
-    def _run(self, memfile):
-        try:
-            self._vm = _create_vm(memfile)
-            lib.pk_vm_warm(self._vm)
-        except BaseException as e:      # handed to the waiter, who reports it
-            self._failure = e
-        finally:
-            self._done.release()
+        self._memfile = memfile
+        started = lib.pk_vm_create_start(memfile.fd, memfile.size)
+        self._started = None if started == ffi.NULL else started
 
     def result(self):
-        with self._done:
-            if self._failure is not None:
-                raise self._failure
-            return self._vm
+        """The VM, or KvmUnavailable; called once."""
+        started, self._started = self._started, None
+        return _create_vm(self._memfile, started)
 
 
 def _unavailable(e) -> str:

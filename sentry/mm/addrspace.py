@@ -15,9 +15,10 @@ Model:
   A read-only MAP_PRIVATE file VMA (program text) uses that Region too: a FileMap's Region
   always counts as shared with others, so a private VMA over it is copy-on-write;
 - the platform's mappings are a cache of this model: VMAs are mapped into the platform on a
-  fault (one host mapping for the Region run, plus one per override); anything mapped
-  there agrees with the model, with permissions no wider than it, and nothing is mapped
-  there outside VMAs marked `mapped`. Changes to the model (munmap, mprotect, COW break,
+  fault (one host mapping for the Region run, plus one per override), or, on a platform
+  that maps without a round trip, a fresh writable one when mmap or brk makes it
+  (`map_anon`, enter_now); anything mapped there agrees with the model, with permissions
+  no wider than it, and nothing is mapped there outside VMAs marked `mapped`. Changes to the model (munmap, mprotect, COW break,
   fork) update the platform before the operation returns. A fault maps every VMA not yet
   mapped, not only the faulting one, in one platform batch: a program touches most of
   its mappings soon (a fresh exec: text, data, bss, stack), and one batched round trip
@@ -66,6 +67,9 @@ MIN_MAX_MAP_COUNT = 64
 COW_MAP_RESERVE = 64
 # Bytes of a VMA that a privatization copies without looking for holes (_copy_data).
 COPY_WHOLE_MAX = 64 * PAGE
+# The largest fresh writable anonymous mapping entered into a platform that maps locally
+# when it is made (AddressSpace.map_anon, enter_now) rather than at the next fault.
+ENTER_NOW_MAX = 64 << 20
 
 
 def _sysctl_max_map_count() -> int:
@@ -408,13 +412,25 @@ class AddressSpace:
 
     # ---- mapping operations ----------------------------------------------------------
     def map_anon(self, addr: int, length: int, prot: int, shared: bool, name=b"",
-                 fixed=True) -> Vma:
-        """Place a fresh zero-filled VMA at exactly [addr, addr+length)."""
+                 fixed=True, enter_now=False) -> Vma:
+        """Place a fresh zero-filled VMA at exactly [addr, addr+length).
+
+        enter_now (mmap and brk of the program): a writable one of at most ENTER_NOW_MAX is
+        entered at once into a platform whose mappings need no round trip to a host
+        (`maps_locally`, KVM). The program's next step is to store into it, and that first
+        store would otherwise be a fault round trip only to enter it (KVM: ~0.1 ms; the
+        price is a guest write to take the entries away if it is unmapped untouched).
+        Larger ones are left to the next fault: a big reservation is more often trimmed or
+        mprotected before use. On ptrace entering costs a round trip to the stub, as much
+        as the fault it spares, and more when the mapping goes untouched: not done."""
         self._check_new_vma(addr, addr + length)
         self._remove_range(addr, addr + length)
         region = Region(self.memfile, length >> 12)
         v = Vma(addr, addr + length, prot, shared, region, 0, name)
         self._insert(v)
+        if (enter_now and prot & PROT_WRITE and length <= ENTER_NOW_MAX
+                and getattr(self.pas, "maps_locally", False)):
+            self._map_into_platform(v)
         return v
 
     def map_file_private(self, addr, length, prot, fill, name, foff, dev, ino, shared=False):
@@ -746,7 +762,7 @@ class AddressSpace:
                 return self.brk
             try:
                 self.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE, False,
-                              b"[heap]")
+                              b"[heap]", enter_now=True)
             except SysError:
                 return self.brk         # brk(2) fails by returning the old break
         elif new_top < old_top:

@@ -58,7 +58,8 @@ def sys_mmap(t, addr, length, prot, flags, fd, off):
         start = mm.find_free(length, addr)
     shared = kind != MAP_PRIVATE
     if desc is None:
-        mm.map_anon(start, length, prot, shared, b"/dev/zero (deleted)" if shared else b"")
+        mm.map_anon(start, length, prot, shared, b"/dev/zero (deleted)" if shared else b"",
+                    enter_now=True)
         return start
     st = desc.stat()
     name = desc.location.path_from(t.fs.root)
