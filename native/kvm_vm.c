@@ -917,9 +917,9 @@ int pk_vcpu_prepare(struct pk_vcpu *v, struct user_regs_struct *regs, struct pk_
  * wait for the stop then mostly misses too (start-up: every hand-off slept, docs/kvm.md). So
  * a context that runs alone goes on the loop thread when its vCPU's thread is asleep. A
  * direct run leaves the thread asleep, so the thread path is tried again (a probe: the thread
- * is woken with its busy-wait back-off cleared, and the loop's too) once the kernel has answered spin_backoff
- * stops in a row within 3/4 of the thread's busy-wait, i.e. when the thread would have caught
- * them. Writing spin_skip is safe once `sleeping` is seen: the thread reads it again only
+ * is woken with its busy-wait back-off cleared, and the loop's too) once the kernel has
+ * answered spin_backoff stops in a row within 3/4 of the thread's busy-wait, i.e. when the
+ * thread would have caught them. Writing spin_skip is safe once `sleeping` is seen: the thread reads it again only
  * after its next go. */
 int pk_vcpu_choose_direct(struct pk_vcpu *v) {
     struct pk_vm *vm = v->vm;

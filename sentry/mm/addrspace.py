@@ -18,11 +18,11 @@ Model:
   fault (one host mapping for the Region run, plus one per override), or, on a platform
   that maps without a round trip, a fresh writable one when mmap or brk makes it
   (`map_anon`, enter_now); anything mapped there agrees with the model, with permissions
-  no wider than it, and nothing is mapped there outside VMAs marked `mapped`. Changes to the model (munmap, mprotect, COW break,
-  fork) update the platform before the operation returns. A fault maps every VMA not yet
-  mapped, not only the faulting one, in one platform batch: a program touches most of
-  its mappings soon (a fresh exec: text, data, bss, stack), and one batched round trip
-  costs less than a fault for each.
+  no wider than it, and nothing is mapped there outside VMAs marked `mapped`. Changes to
+  the model (munmap, mprotect, COW break, fork) update the platform before the operation
+  returns. A fault maps every VMA not yet mapped, not only the faulting one, in one
+  platform batch: a program touches most of its mappings soon (a fresh exec: text, data,
+  bss, stack), and one batched round trip costs less than a fault for each.
 
 The VMA count (vm.max_map_count):
 - the sandbox presents Linux's limit on VMAs per address space, counted on the model's
