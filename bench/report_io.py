@@ -145,6 +145,19 @@ def judged_targets(data):
     return out
 
 
+def floor_context(data) -> str:
+    """A fact a reader of the KVM rows needs, when this run shows it: the KVM floor's bare
+    syscall trap already costs more than gVisor's whole getppid ('' otherwise)."""
+    floor = _median(data, "getppid", "kvm-floor")
+    gvisor = _median(data, "getppid", "gvisor")
+    if floor is None or gvisor is None or floor <= gvisor:
+        return ""
+    return (f"On this run the KVM floor's bare syscall trap ({floor:.3g} µs) costs more than "
+            f"gVisor's whole getppid ({gvisor:.3g} µs): pysentry-kvm's targets against gVisor "
+            "on syscall-bound figures measure this host's virtualization first "
+            "(docs/kvm.md, \"The host we have\" and \"Rewritten syscall sites\").")
+
+
 def host_info():
     info = {"kernel": _stdlib_platform.release(), "machine": _stdlib_platform.machine(),
             "cpus": os.cpu_count()}
@@ -217,6 +230,9 @@ def markdown(data) -> str:
         for t in tj:
             res = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
             lines.append(f"| {t['runtime']} | {t['target']} | {t['detail']} | {res} |")
+    context = floor_context(data)
+    if context:
+        lines += ["", context]
     lines += ["", "## Figures", ""]
     for m in data["measurements"]:
         lines += [f"### {m['title']} ({m['unit']}, {m['better']} is better)", "",

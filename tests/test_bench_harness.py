@@ -312,3 +312,11 @@ def test_coverage_run_fails_a_runtime_that_prints_nothing(tmp_path, iobench):
     assert "never edit by hand" in text
     assert "| liar | 0 |" in text
     assert (tmp_path / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_kvm_floor_is_put_beside_gvisor_only_when_it_is_above_it(tmp_path):
+    data = _with_kvm()                   # kvm-floor 32 µs, gVisor 20 µs
+    md = report_io.markdown(data)
+    assert "KVM floor's bare syscall trap (32 µs) costs more than gVisor's whole getppid (20 µs)" in md
+    data["measurements"][0]["values"]["kvm-floor"] = _cell(18.0)
+    assert "bare syscall trap" not in report_io.markdown(data)
