@@ -67,6 +67,10 @@ def _directory(rt, where):
 
 def measure_program(rt, m, sizes, iobench):
     """One run of an iobench mode (or a floor); returns (value, fs) or raises RuntimeError."""
+    # Write back what earlier runs left dirty (the write measurements leave 256 MiB), so
+    # that no run pays for the previous runtime's writeback: host-wide, and it was a
+    # sample in five at 1/5 of the others' throughput, whichever runtime came next.
+    os.sync()
     if rt.kind == FLOOR:
         out = run(rt.command(sizes.loop_ms), sizes.timeout_s)
     else:
