@@ -138,3 +138,43 @@ def test_memory_far_into_the_file_and_many_table_pages_get_their_slots():
     box = run_sandbox([prog], "--platform=kvm")
     assert box.stdout == nat.stdout, (nat.stdout, box.stdout, box.stderr[-2000:])
     assert box.returncode == nat.returncode == 0, box.stderr[-2000:]
+
+
+def _modules(tmp_path, present):
+    """A fake /sys/module holding the given {module: {param: value}}."""
+    root = tmp_path / "module"
+    for module, params in present.items():
+        (root / module / "parameters").mkdir(parents=True)
+        for name, value in params.items():
+            (root / module / "parameters" / name).write_text(value + "\n")
+    return str(root)
+
+
+@pytest.mark.parametrize("present, paging", [
+    ({"kvm_pvm": {}}, "shadow"),
+    ({"kvm_intel": {"ept": "N"}}, "shadow"),
+    ({"kvm_amd": {"npt": "0"}}, "shadow"),
+    ({"kvm_intel": {"ept": "Y"}}, "tdp"),
+    ({"kvm_amd": {"npt": "1"}}, "tdp"),
+    ({}, "unknown"),
+])
+def test_guest_paging_is_read_from_the_kvm_modules(tmp_path, present, paging):
+    from pysentry.platform.kvm import kvm
+    assert kvm.guest_paging(_modules(tmp_path, present)) == paging
+
+
+def test_a_host_with_hardware_walked_guest_tables_is_refused_in_one_line(tmp_path, monkeypatch):
+    from pysentry.platform.kvm import kvm
+    monkeypatch.setattr(kvm, "SYS_MODULE", _modules(tmp_path, {"kvm_intel": {"ept": "Y"}}))
+    monkeypatch.delenv("PYSENTRY_KVM_ANY_HOST", raising=False)
+    with pytest.raises(SystemExit) as e:
+        kvm.open_platform(None)
+    msg = str(e.value)
+    assert "this host's paging is tdp" in msg and msg.endswith("use --platform=ptrace")
+    assert "\n" not in msg
+
+
+def test_this_host_shadows_guest_tables():
+    # The platform's tests run here only because this host's KVM is one it is built for.
+    from pysentry.platform.kvm import kvm
+    assert kvm.guest_paging() == "shadow"

@@ -547,6 +547,32 @@ def _initial_fxsave() -> bytes:
     return bytes(fp)
 
 
+# Where the host's KVM modules show what kind of paging they give the guest.
+SYS_MODULE = "/sys/module"
+
+
+def guest_paging(sys_module: str | None = None) -> str:
+    """'shadow' when the host's KVM shadows the guest's page tables (kvm_pvm, or VMX/SVM
+    with EPT/NPT off): KVM then sees every guest page-table write and flushes every vCPU's
+    translations itself. 'tdp' when the guest's tables are walked by hardware (EPT/NPT):
+    nothing flushes the other vCPUs' TLBs after the sentry's writes (docs/kvm.md, "Page
+    tables"). 'unknown' when no KVM module says."""
+    def param(module, name):
+        try:
+            with open(os.path.join(sys_module, module, "parameters", name)) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+    sys_module = sys_module or SYS_MODULE
+    if os.path.isdir(os.path.join(sys_module, "kvm_pvm")):
+        return "shadow"
+    for module, knob in (("kvm_intel", "ept"), ("kvm_amd", "npt")):
+        value = param(module, knob)
+        if value is not None:
+            return "shadow" if value in ("N", "0") else "tdp"
+    return "unknown"
+
+
 def open_platform(memfile) -> KvmPlatform:
     """The platform, or SystemExit with a one-line reason that suggests the alternative.
     The VM itself is created in the background: a failure past the checks here (KVM too old,
@@ -557,4 +583,13 @@ def open_platform(memfile) -> KvmPlatform:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         raise SystemExit("pysentry: --platform=kvm: no permission to open /dev/kvm "
                          "(join the kvm group or run as root); use --platform=ptrace")
+    paging = guest_paging()
+    if paging != "shadow" and os.environ.get("PYSENTRY_KVM_ANY_HOST") != "1":
+        # Refused rather than run with a known hole: with hardware-walked guest tables, a
+        # thread on another vCPU keeps stale translations after a munmap until its TLB is
+        # flushed, and no flush is sent (not built: no such host to test it on).
+        raise SystemExit(f"pysentry: --platform=kvm is built for hosts whose KVM shadows guest "
+                         f"page tables (kvm_pvm, or EPT/NPT off); this host's paging is "
+                         f"{paging} (set PYSENTRY_KVM_ANY_HOST=1 to try it anyway, without "
+                         f"TLB shootdown between vCPUs); use --platform=ptrace")
     return KvmPlatform(memfile, in_background=True)
