@@ -5,6 +5,7 @@ Differential tests run the same program both ways and compare what a user observ
 import hashlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,50 @@ def assert_same(argv, *opts, input=None, cwd=None, env=None, check_stderr=True):
     assert box.returncode == nat.returncode, (nat.returncode, box.returncode,
                                              box.stderr[-3000:].decode(errors="replace"))
     return box
+
+
+def assert_same_stdout(native, box):
+    """A program that checks things itself and prints what it saw: it ran cleanly natively,
+    and in the sandbox it printed the same and exited 0."""
+    assert native.returncode == 0, native.stderr.decode(errors="replace")
+    assert box.stdout == native.stdout, (
+        f"--- native ---\n{native.stdout.decode()[-3000:]}\n--- sandbox ---\n"
+        f"{box.stdout.decode()[-3000:]}\n{box.stderr.decode(errors='replace')[-2000:]}")
+    assert box.returncode == 0
+
+
+def run_native_and_on_volume(prog, tmp_path, platform):
+    """`prog DIR` natively in a host directory, and in the sandbox in a volume at /vol (a
+    host directory of the same filesystem next to it): (native, sandbox) results."""
+    native_dir, volume = tmp_path / "native", tmp_path / "volume"
+    native_dir.mkdir()
+    volume.mkdir()
+    return (run_native([prog, str(native_dir)]),
+            run_sandbox([prog, "/vol"], f"--platform={platform}", "--volume", f"{volume}:/vol"))
+
+
+KVM_STATS = re.compile(rb"KVM platform statistics: (\{.*\})")
+
+
+def kvm_stats(stderr: bytes) -> dict:
+    """The KVM platform's statistics from a `--debug` run's stderr (a dict of ints that
+    KvmPlatform.shutdown prints)."""
+    m = KVM_STATS.search(stderr)
+    assert m, stderr[-2000:]
+    return eval(m.group(1), {})
+
+
+def run_kvm_like_native(src, env_extra=None):
+    """Compile src, run it natively and on KVM with --debug (PYSENTRY_KVM_DIRECT only as
+    env_extra sets it); output and status must match: (sandbox result, its statistics)."""
+    prog = compile_c(src)
+    nat = run_native([prog])
+    env = {k: v for k, v in os.environ.items() if k != "PYSENTRY_KVM_DIRECT"}
+    env.update(env_extra or {})
+    box = run_sandbox([prog], "--platform=kvm", "--debug", env=env)
+    assert box.stdout == nat.stdout, (nat.stdout, box.stdout, box.stderr[-2000:])
+    assert box.returncode == nat.returncode, (nat.returncode, box.returncode, box.stderr[-2000:])
+    return box, kvm_stats(box.stderr)
 
 
 @pytest.fixture

@@ -8,36 +8,23 @@ import os
 
 import pytest
 
-from conftest import PLATFORMS, compile_c, run_native, run_sandbox
+from conftest import (PLATFORMS, assert_same_stdout, compile_c, run_native,
+                      run_native_and_on_volume, run_sandbox)
 from pysentry.sentry.vfs.context import Creds
 from pysentry.sentry.vfs.tmpfs import TmpFS
 from pysentry.sentry.vfs.vfs import VirtualFS
 
 
-def _assert_same_output(native, box):
-    assert native.returncode == 0, native.stderr.decode(errors="replace")
-    assert box.stdout == native.stdout, (
-        f"--- native ---\n{native.stdout.decode()}\n--- sandbox ---\n{box.stdout.decode()}\n"
-        f"{box.stderr.decode(errors='replace')[-2000:]}")
-    assert box.returncode == 0
-
-
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_exec_and_write_access_match_linux_on_tmpfs(platform, tmp_path):
     prog = compile_c("exec_txtbsy")
-    _assert_same_output(run_native([prog, str(tmp_path)]),
+    assert_same_stdout(run_native([prog, str(tmp_path)]),
                         run_sandbox([prog, "/tmp"], f"--platform={platform}"))
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_exec_and_write_access_match_linux_on_a_volume(platform, tmp_path):
-    prog = compile_c("exec_txtbsy")
-    native_dir, volume = tmp_path / "native", tmp_path / "volume"
-    native_dir.mkdir()
-    volume.mkdir()
-    _assert_same_output(run_native([prog, str(native_dir)]),
-                        run_sandbox([prog, "/vol"], f"--platform={platform}",
-                                    "--volume", f"{volume}:/vol"))
+    assert_same_stdout(*run_native_and_on_volume(compile_c("exec_txtbsy"), tmp_path, platform))
 
 
 def test_writers_are_counted_per_open_description():

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from conftest import HOST_SHM, PLATFORMS, compile_c, run_native, run_sandbox
+from conftest import (HOST_SHM, PLATFORMS, assert_same_stdout, compile_c, run_native,
+                      run_native_and_on_volume, run_sandbox)
 from pysentry.sentry.kernel.errors import SysError
 from pysentry.sentry.vfs import iov
 from pysentry.sentry.vfs.goferfs import open_gofer_fs
@@ -24,31 +25,17 @@ def _host_is_tmpfs(path: str) -> bool:
         return any(line.split()[1:3] == [path, "tmpfs"] for line in f)
 
 
-def _assert_same_output(native, box):
-    assert native.returncode == 0, native.stderr.decode(errors="replace")
-    assert box.stdout == native.stdout, (
-        f"--- native ---\n{native.stdout.decode()[-3000:]}\n--- sandbox ---\n"
-        f"{box.stdout.decode()[-3000:]}\n{box.stderr.decode(errors='replace')[-2000:]}")
-    assert box.returncode == 0
-
-
 @pytest.mark.skipif(not _host_is_tmpfs(HOST_SHM), reason="the host's /dev/shm is not a tmpfs")
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_punch_on_tmpfs_matches_linux(platform):
     prog = compile_c("fallocate_punch")
-    _assert_same_output(run_native([prog, HOST_SHM]),
+    assert_same_stdout(run_native([prog, HOST_SHM]),
                         run_sandbox([prog, "/dev/shm"], f"--platform={platform}"))
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_punch_on_a_volume_matches_linux(platform, tmp_path):
-    prog = compile_c("fallocate_punch")
-    native_dir, volume = tmp_path / "native", tmp_path / "volume"
-    native_dir.mkdir()
-    volume.mkdir()
-    _assert_same_output(run_native([prog, str(native_dir)]),
-                        run_sandbox([prog, "/vol"], f"--platform={platform}",
-                                    "--volume", f"{volume}:/vol"))
+    assert_same_stdout(*run_native_and_on_volume(compile_c("fallocate_punch"), tmp_path, platform))
 
 
 # ---- the filesystems' side, without a sandbox ------------------------------------------

@@ -5,29 +5,12 @@ quickly again. Whichever path each run takes, the program must see what it sees 
 also when threads and processes appear and leave while one context runs on the loop
 thread."""
 import os
-import re
 
 import pytest
 
-from conftest import NEEDS_KVM, compile_c, run_native, run_sandbox
+from conftest import NEEDS_KVM, kvm_stats, run_kvm_like_native, run_native, run_sandbox
 
 pytestmark = NEEDS_KVM
-
-STATS = re.compile(rb"KVM platform statistics: (\{.*\})")
-
-
-def run_both(src, env_extra=None):
-    prog = compile_c(src)
-    nat = run_native([prog])
-    env = {k: v for k, v in os.environ.items() if k != "PYSENTRY_KVM_DIRECT"}
-    env.update(env_extra or {})
-    box = run_sandbox([prog], "--platform=kvm", "--debug", env=env)
-    assert box.stdout == nat.stdout, (nat.stdout, box.stdout, box.stderr[-2000:])
-    assert box.returncode == nat.returncode, (nat.returncode, box.returncode, box.stderr[-2000:])
-    m = STATS.search(box.stderr)
-    assert m, box.stderr[-2000:]
-    return eval(m.group(1), {})      # a dict of ints printed by KvmPlatform.shutdown
-
 
 # Sleeps longer than any busy-wait (the vCPU thread gives up after 100 µs of its own clock,
 # so after each sleep it is asleep and the next run goes on the loop thread), then a run of
@@ -76,12 +59,12 @@ int main(void) {
 
 
 def test_sleeps_quick_syscalls_and_threads_match_linux():
-    stats = run_both(SLEEPS_THEN_THREADS)
+    _, stats = run_kvm_like_native(SLEEPS_THEN_THREADS)
     assert stats["direct_runs"] > 0, stats
 
 
 def test_direct_runs_can_be_turned_off():
-    stats = run_both(SLEEPS_THEN_THREADS, {"PYSENTRY_KVM_DIRECT": "0"})
+    _, stats = run_kvm_like_native(SLEEPS_THEN_THREADS, {"PYSENTRY_KVM_DIRECT": "0"})
     assert stats["direct_runs"] == 0 and stats["thread_probes"] == 0, stats
 
 
@@ -125,7 +108,7 @@ int main(int argc, char **argv) {
 @pytest.mark.parametrize("direct", ["auto", "1"])
 def test_fork_exec_wait_beside_a_spinner_matches_linux(direct):
     env = {} if direct == "auto" else {"PYSENTRY_KVM_DIRECT": direct}
-    stats = run_both(FORK_EXEC_WAIT, env)
+    _, stats = run_kvm_like_native(FORK_EXEC_WAIT, env)
     assert stats["direct_runs"] > 0, stats
 
 
@@ -160,4 +143,4 @@ def test_python_children_forked_while_the_parent_polls_exit_as_on_linux(direct):
     box = run_sandbox(argv, "--platform=kvm", "--debug", env=env, cwd="/var/tmp")
     assert b"stopped for good" not in box.stderr, box.stderr[-2000:]
     assert (box.returncode, box.stdout) == (nat.returncode, nat.stdout), box.stderr[-2000:]
-    assert eval(STATS.search(box.stderr).group(1), {})["direct_runs"] > 0
+    assert kvm_stats(box.stderr)["direct_runs"] > 0

@@ -3,29 +3,11 @@ that runs alone is run by the event loop's own thread. The loop must still
 keep its timers and serve its other inputs while a guest spins there, and the vCPU-thread
 path (PYSENTRY_KVM_DIRECT=0, and whenever two contexts run at once) must give the same
 answers."""
-import os
-import re
-
 import pytest
 
-from conftest import NEEDS_KVM, compile_c, run_native, run_sandbox
+from conftest import NEEDS_KVM, run_kvm_like_native
 
 pytestmark = NEEDS_KVM
-
-STATS = re.compile(rb"KVM platform statistics: (\{.*\})")
-
-
-def run_both(src, env_extra=None):
-    prog = compile_c(src)
-    nat = run_native([prog])
-    env = dict(os.environ, **(env_extra or {}))
-    box = run_sandbox([prog], "--platform=kvm", "--debug", env=env)
-    assert box.stdout == nat.stdout, (nat.stdout, box.stdout, box.stderr[-2000:])
-    assert box.returncode == nat.returncode, (nat.returncode, box.returncode, box.stderr[-2000:])
-    m = STATS.search(box.stderr)
-    assert m, box.stderr[-2000:]
-    return box, eval(m.group(1), {})      # a dict of ints printed by KvmPlatform.shutdown
-
 
 # A guest that never traps while the kernel has a timer due: the run on the loop thread is
 # cut at the timer's deadline, so SIGALRM arrives (a loop stuck in KVM_RUN would never
@@ -51,7 +33,7 @@ int main(void) {
 
 
 def test_timer_signals_reach_a_task_spinning_on_the_loop_thread():
-    _, stats = run_both(SPIN_UNTIL_TIMER, {"PYSENTRY_KVM_DIRECT": "1"})
+    _, stats = run_kvm_like_native(SPIN_UNTIL_TIMER, {"PYSENTRY_KVM_DIRECT": "1"})
     assert stats["direct_runs"] > 0, stats
 
 
@@ -99,7 +81,7 @@ int main(void) {
 
 @pytest.mark.parametrize("direct", ["1", "0"])
 def test_pipe_ping_pong_beside_a_spinner_matches_linux(direct):
-    _, stats = run_both(PING_PONG, {"PYSENTRY_KVM_DIRECT": direct})
+    _, stats = run_kvm_like_native(PING_PONG, {"PYSENTRY_KVM_DIRECT": direct})
     if direct == "0":
         assert stats["direct_runs"] == 0, stats
     else:
