@@ -154,6 +154,17 @@ static void pt_free(struct pk_vm *vm, uint64_t gpa) {
     push(&vm->dirty, &vm->ndirty, &vm->cap_dirty, gpa);
 }
 
+/* A page-table page for as: when the pool has none left, as's kept tables (see
+ * keep_table) are given back first. Freeing one whose unlinking write is still queued is
+ * safe: pt_alloc's maintenance run applies the queued writes before the scrubs it adds. */
+static int64_t pt_alloc_as(struct pk_as *as) {
+    int64_t g = pt_alloc(as->vm);
+    if (g != -ENOMEM || as->nkept == 0) return g;
+    for (int i = 0; i < as->nkept; i++) pt_free(as->vm, as->kept[i].gpa);
+    as->nkept = 0;
+    return pt_alloc(as->vm);
+}
+
 struct pk_as *pk_as_create(struct pk_vm *vm) {
     int64_t g = pt_alloc(vm);
     if (g < 0) return NULL;
@@ -180,8 +191,14 @@ static void free_tree(struct pk_vm *vm, uint64_t gpa, int level) {
 
 void pk_as_release(struct pk_as *as) {
     if (!as) return;
+    /* The walk reads the host's view of the tables, which a queued guest write (a table
+     * unlinked and kept) has not reached yet: apply the queue first. If that fails, the
+     * kept tables may still be linked in the host's view and would be freed twice (once by
+     * the walk): they are leaked instead. */
+    int flushed = as->vm->nbatch == 0 || pk_maintenance_run(as->vm, as->pml4) == 0;
     free_tree(as->vm, as->pml4, 4);
-    for (int i = 0; i < as->nkept; i++) pt_free(as->vm, as->kept[i].gpa);
+    if (flushed)
+        for (int i = 0; i < as->nkept; i++) pt_free(as->vm, as->kept[i].gpa);
     free(as);
 }
 
@@ -206,7 +223,7 @@ static int64_t pde_at(struct pk_as *as, uint64_t va, int create) {
         uint64_t *e = pt_host(vm, table) + idx;
         if (!(*e & PTE_P)) {
             if (!create) return 0;
-            int64_t g = pt_alloc(vm);
+            int64_t g = pt_alloc_as(as);
             if (g < 0) return g;
             *e = (uint64_t)g | DIR_BITS;
         }
@@ -223,7 +240,7 @@ static int64_t leaf_table(struct pk_as *as, uint64_t va, int create) {
     uint64_t *e = pt_host(as->vm, (uint64_t)pde);
     if (!(*e & PTE_P)) {
         if (!create) return 0;
-        int64_t g = pt_alloc(as->vm);
+        int64_t g = pt_alloc_as(as);
         if (g < 0) return g;
         *e = (uint64_t)g | DIR_BITS;
     }
@@ -301,12 +318,32 @@ static int is_empty(const uint64_t *table) {
     return 1;
 }
 
+static int apply_chunks(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64_t off,
+                        int prot);
+
+/* Errors leave the entries done so far in place (the caller takes the range away again:
+ * KvmAddressSpace.map_memfile) but never a write queued: every exit applies the queue, so
+ * the host's view of the tables is the guest's and the kept list holds only tables that
+ * are unlinked (a kept table still linked would be freed twice by pk_as_release and the
+ * page given to two tables: review3 F1). Unmap and protect allocate no page-table page when
+ * the pool is empty (they write entry by entry instead), so taking a range away works when
+ * mapping it failed for want of pages. */
 static int apply(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64_t off, int prot) {
     struct pk_vm *vm = as->vm;
     if ((va | len | off) & 0xfff) return -EINVAL;
     if (va >= PK_USER_TOP || len > PK_USER_TOP - va) return -EINVAL;
+    int err = apply_chunks(as, op, va, len, off, prot);
+    if (vm->nbatch) {
+        int r = pk_maintenance_run(vm, as->pml4);
+        if (!err) err = r;
+    }
+    return err;
+}
+
+static int apply_chunks(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64_t off,
+                        int prot) {
+    struct pk_vm *vm = as->vm;
     uint64_t end = va + len;
-    int need_run = 0;
     static const uint64_t no_entries[512];
     uint64_t want[512];                     /* a leaf table's entries after the operation */
     while (va < end) {
@@ -352,17 +389,23 @@ static int apply(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64
                  * nothing when the table empties, else to a fresh page built aside; the
                  * table swapped out is kept. */
                 uint64_t val = k ? k | DIR_BITS : 0;
+                int64_t g = 0;
                 if (!k && !is_empty(want)) {
-                    int64_t g = pt_alloc(vm);
-                    if (g < 0) return (int)g;
-                    memcpy(pt_host(vm, (uint64_t)g), want, 4096);
-                    val = (uint64_t)g | DIR_BITS;
+                    g = pt_alloc_as(as);
+                    if (g < 0 && !(g == -ENOMEM && op != OP_MAP)) return (int)g;
                 }
-                r = queue_write(vm, (uint64_t)pde_at(as, va, 0), val, as->pml4);
-                if (r) return r;
-                keep_table(as, va, (uint64_t)t);
-                vm->stat_replaced++;
-                need_run = 1;
+                if (g >= 0) {
+                    if (g > 0) {
+                        memcpy(pt_host(vm, (uint64_t)g), want, 4096);
+                        val = (uint64_t)g | DIR_BITS;
+                    }
+                    r = queue_write(vm, (uint64_t)pde_at(as, va, 0), val, as->pml4);
+                    if (r) return r;
+                    keep_table(as, va, (uint64_t)t);
+                    vm->stat_replaced++;
+                }
+                /* else: no page to build the new table on; entry by entry below. */
+                else k = 0, changes = 0;
             }
             if (k || changes > REPLACE_THRESHOLD) {
                 off += chunk_end - va;
@@ -385,13 +428,12 @@ static int apply(struct pk_as *as, enum op op, uint64_t va, uint64_t len, uint64
             } else {
                 int r = queue_write(vm, (uint64_t)t + (uint64_t)(first + i) * 8, nw, as->pml4);
                 if (r) return r;
-                need_run = 1;
             }
         }
         off += chunk_end - va;
         va = chunk_end;
     }
-    return need_run ? pk_maintenance_run(vm, as->pml4) : 0;
+    return 0;
 }
 
 int pk_as_map(struct pk_as *as, uint64_t va, uint64_t len, uint64_t off, int prot) {

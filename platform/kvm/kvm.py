@@ -59,6 +59,7 @@ class KvmAddressSpace(PlatformAddressSpace):
 
     def __init__(self, platform: "KvmPlatform"):
         self.platform = platform
+        self.dropped_ranges = 0
         self.handle = lib.pk_as_create(platform.vm)
         self.site_traps: dict[int, int] = {}    # syscall site -> traps (rewrite.py)
         if self.handle == ffi.NULL:
@@ -69,7 +70,16 @@ class KvmAddressSpace(PlatformAddressSpace):
             raise OSError(-r, f"KVM {what}: {os.strerror(-r)}")
 
     def map_memfile(self, addr, length, offset, prot):
-        self._check(lib.pk_as_map(self.handle, addr, length, offset, prot), "map")
+        r = lib.pk_as_map(self.handle, addr, length, offset, prot)
+        if r == -errno.ENOMEM:
+            # The page-table pool is empty. As a host ENOMEM on ptrace: the range is left
+            # with no entries (unmap needs no new table page, kvm_mmu.c apply) and counted
+            # in dropped_ranges, so the model maps it again at its next fault or, when that
+            # fails too, makes the access a SIGSEGV instead of a fault loop.
+            self._check(lib.pk_as_unmap(self.handle, addr, length), "unmap after a failed map")
+            self.dropped_ranges += 1
+            return
+        self._check(r, "map")
 
     def unmap(self, addr, length):
         top = lib.PK_USER_TOP
