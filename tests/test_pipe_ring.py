@@ -7,16 +7,15 @@ import errno
 import fcntl
 import os
 import random
-import select
 
 import pytest
 
 from pysentry.sentry.kernel.errors import SysError, WouldBlock
-from pysentry.sentry.kernel.wait import POLLERR, POLLHUP, POLLIN, POLLOUT
+from pipe_pair import (F_SETPIPE_SZ, POLL_MASK, both, native_poll,  # noqa: F401 (fixture)
+                       native_read, native_write)
+from pysentry.sentry.kernel.wait import POLLIN, POLLOUT
 from pysentry.sentry.vfs.pipe import PIPE_BUF, make_pipe
 
-F_SETPIPE_SZ = 1031
-POLL_MASK = POLLIN | POLLOUT | POLLHUP | POLLERR
 SIZES = [1, 7, 100, PIPE_BUF - 1, PIPE_BUF, PIPE_BUF + 1, 5000, 8192, 12289, 65536, 70000]
 
 
@@ -48,39 +47,9 @@ def ours_read(end, n: int, pieces: int):
     return bytes(buf[:got])
 
 
-def native_write(fd, data: bytes):
-    try:
-        return os.write(fd, data)
-    except BlockingIOError:
-        return "EAGAIN"
-
-
-def native_read(fd, n: int):
-    try:
-        return os.read(fd, n)
-    except BlockingIOError:
-        return "EAGAIN"
-
-
-def native_poll(fd) -> int:
-    p = select.poll()
-    p.register(fd, select.POLLIN | select.POLLOUT)
-    ev = p.poll(0)
-    return ev[0][1] & POLL_MASK if ev else 0
-
-
-@pytest.fixture
-def pair():
-    rd, wr = make_pipe(os.O_NONBLOCK)
-    nrd, nwr = os.pipe2(os.O_NONBLOCK)
-    yield rd, wr, nrd, nwr
-    os.close(nrd)
-    os.close(nwr)
-
-
 @pytest.mark.parametrize("seed", range(6))
-def test_random_reads_and_writes_match_linux(pair, seed):
-    rd, wr, nrd, nwr = pair
+def test_random_reads_and_writes_match_linux(both, seed):
+    rd, wr, nrd, nwr = both
     random.seed(seed)
     counter = 0
     for step in range(400):
@@ -111,8 +80,8 @@ def test_random_reads_and_writes_match_linux(pair, seed):
         assert wr.readiness(POLL_MASK) == native_poll(nwr), f"step {step}: writer poll"
 
 
-def test_capacity_change_keeps_the_bytes_in_order(pair):
-    rd, wr, nrd, nwr = pair
+def test_capacity_change_keeps_the_bytes_in_order(both):
+    rd, wr, nrd, nwr = both
     # Wrap the ring first, so the content the resize moves is in two pieces.
     assert ours_write(wr, b"a" * 60000, 1) == 60000
     assert ours_read(rd, 50000, 1) == b"a" * 50000
@@ -133,8 +102,8 @@ class Waiter:
         self.events.append(events)
 
 
-def test_writers_are_woken_when_a_slot_frees(pair):
-    rd, wr, nrd, nwr = pair
+def test_writers_are_woken_when_a_slot_frees(both):
+    rd, wr, nrd, nwr = both
     waiter = Waiter()
     wr.waitqueue.add(waiter, POLLOUT)
     assert ours_write(wr, b"x" * 65536, 1) == 65536
@@ -150,10 +119,10 @@ def test_writers_are_woken_when_a_slot_frees(pair):
     assert any(ev & POLLOUT for ev in waiter.events)
 
 
-def test_readers_are_woken_by_every_write(pair):
+def test_readers_are_woken_by_every_write(both):
     # Edge-triggered epoll users rely on a wake-up for each write, not only the first
     # into an empty pipe (Linux wakes readers on every write once the pipe is polled).
-    rd, wr, _, _ = pair
+    rd, wr, _, _ = both
     waiter = Waiter()
     rd.waitqueue.add(waiter, POLLIN)
     for n in (1, 10, 5000):
@@ -162,8 +131,8 @@ def test_readers_are_woken_by_every_write(pair):
         assert any(ev & POLLIN for ev in waiter.events)
 
 
-def test_a_large_pipe_grows_its_ring_with_the_data_only(pair):
-    rd, wr, nrd, nwr = pair
+def test_a_large_pipe_grows_its_ring_with_the_data_only(both):
+    rd, wr, nrd, nwr = both
     assert wr.set_pipe_size(1 << 20) == fcntl.fcntl(nwr, F_SETPIPE_SZ, 1 << 20)
     sent = 0
     for n in (70000, 5000, 300000, 4096, 600000, 100000):

@@ -3,21 +3,20 @@ the same sequence runs on both and the results are compared."""
 import errno
 import fcntl
 import os
-import select
 import stat
 
 import pytest
 
 from pysentry.sentry.kernel.errors import SysError, WouldBlock
-from pysentry.sentry.kernel.wait import POLLERR, POLLHUP, POLLIN, POLLOUT
+from pipe_pair import (F_GETPIPE_SZ, F_SETPIPE_SZ, POLL_MASK, both, native_poll,  # noqa: F401
+                       native_read, native_write)
+from pysentry.sentry.kernel.wait import POLLHUP, POLLIN
 from pysentry.sentry.vfs.context import Creds
 from pysentry.sentry.vfs.pipe import PIPE_BUF, make_pipe
 from pysentry.sentry.vfs.tmpfs import TmpFS
 from pysentry.sentry.vfs.vfs import VirtualFS
 
-F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
 FIONREAD = 0x541B
-POLL_MASK = POLLIN | POLLOUT | POLLHUP | POLLERR
 
 
 class FakeTask:
@@ -48,42 +47,6 @@ def r(end, n):
     return bytes(buf[:got])
 
 
-def nw(fd, data):
-    try:
-        return os.write(fd, data)
-    except BlockingIOError:
-        return "EAGAIN"
-    except OSError as e:
-        return errno.errorcode[e.errno]
-
-
-def nr(fd, n):
-    try:
-        return os.read(fd, n)
-    except BlockingIOError:
-        return "EAGAIN"
-
-
-def native_poll(fd):
-    p = select.poll()
-    p.register(fd, select.POLLIN | select.POLLOUT)
-    ev = p.poll(0)
-    return ev[0][1] & POLL_MASK if ev else 0
-
-
-@pytest.fixture
-def both():
-    """(our reader, our writer, native reader fd, native writer fd), non-blocking."""
-    rd, wr = make_pipe(os.O_NONBLOCK)
-    nrd, nwr = os.pipe2(os.O_NONBLOCK)
-    yield rd, wr, nrd, nwr
-    for fd in (nrd, nwr):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def test_write_sizes_and_atomicity_match_linux(both):
     rd, wr, nrd, nwr = both
     # A mix of sizes around PIPE_BUF and the page boundary, with reads in between,
@@ -94,9 +57,9 @@ def test_write_sizes_and_atomicity_match_linux(both):
     for i, (kind, n) in enumerate(steps):
         data = bytes((i + k) % 251 for k in range(n)) if kind == "w" else None
         if kind == "w":
-            assert w(wr, data) == nw(nwr, data), f"step {i}: write {n}"
+            assert w(wr, data) == native_write(nwr, data), f"step {i}: write {n}"
         else:
-            assert r(rd, n) == nr(nrd, n), f"step {i}: read {n}"
+            assert r(rd, n) == native_read(nrd, n), f"step {i}: read {n}"
         assert rd.readiness(POLL_MASK) == native_poll(nrd), f"step {i}: reader poll"
         assert wr.readiness(POLL_MASK) == native_poll(nwr), f"step {i}: writer poll"
 
@@ -114,14 +77,14 @@ def test_eof_when_all_writers_are_gone(both):
     rd, wr, nrd, nwr = both
     wr2 = wr
     wr2.incref()                     # a dup of the write end
-    assert w(wr, b"xy") == nw(nwr, b"xy") == 2
+    assert w(wr, b"xy") == native_write(nwr, b"xy") == 2
     wr.decref()
     assert rd.readiness(POLL_MASK) & POLLHUP == 0     # one writer left
     wr2.decref()
     os.close(nwr)
     assert rd.readiness(POLL_MASK) == native_poll(nrd) == POLLIN | POLLHUP
-    assert r(rd, 10) == nr(nrd, 10) == b"xy"
-    assert r(rd, 10) == nr(nrd, 10) == b""           # EOF, not EAGAIN
+    assert r(rd, 10) == native_read(nrd, 10) == b"xy"
+    assert r(rd, 10) == native_read(nrd, 10) == b""           # EOF, not EAGAIN
     assert rd.readiness(POLL_MASK) == native_poll(nrd) == POLLHUP
 
 
@@ -131,7 +94,7 @@ def test_epipe_without_readers(both):
     os.close(nrd)
     assert wr.readiness(POLL_MASK) == native_poll(nwr)
     assert w(wr, b"") == 0
-    assert w(wr, b"x") == nw(nwr, b"x") == "EPIPE"
+    assert w(wr, b"x") == native_write(nwr, b"x") == "EPIPE"
 
 
 def test_empty_read_would_block_with_writer():
@@ -184,7 +147,7 @@ def test_fionread(both):
     rd, wr, nrd, nwr = both
     task = FakeTask()
     w(wr, b"12345")
-    nw(nwr, b"12345")
+    native_write(nwr, b"12345")
     assert rd.ioctl(task, FIONREAD, 0x1000) == 0
     native = bytearray(4)
     fcntl.ioctl(nrd, FIONREAD, native)
@@ -201,7 +164,7 @@ def test_set_pipe_size_rounding_matches_linux(both, size):
 def test_set_pipe_size_limits(both):
     rd, wr, nrd, nwr = both
     w(wr, b"x" * 3 * 4096)
-    nw(nwr, b"x" * 3 * 4096)
+    native_write(nwr, b"x" * 3 * 4096)
     with pytest.raises(SysError) as e:
         wr.set_pipe_size(8192)
     with pytest.raises(OSError) as ne:
